@@ -138,6 +138,9 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, dev
             import torch._inductor.config as inductor_config
 
             inductor_config.cpp_wrapper = True  # the C++ wrapper removes Python from the step
+        # One compilation per cell: without a reset, every cell of a process would share dynamo's
+        # cache for this function (and its recompile limit), recompiling inside the timed loop.
+        torch._dynamo.reset()
         step = torch.compile(lambda oracles_, state: solver.step(oracles_, state), fullgraph=False,
                              mode="reduce-overhead" if device.type == "cuda" else None)
 

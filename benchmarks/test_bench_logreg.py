@@ -1,0 +1,110 @@
+"""Speed and quality of the stochastic solvers on ijcnn1 regularization selection (issue 3 §7).
+
+`logreg` (ijcnn1, batch 64, float32, CPU), every solver with its default parameters. Run with
+`make benchmarks` or `pytest benchmarks/test_bench_logreg.py --benchmark-only`; not part of the
+test suite (timings on shared machines are noisy).
+
+- test_step_time[solver-eager|compiled]: µs per step (per iteration for SRBA, whose step is a
+  whole period) as the runner records it (synchronized clock, batch sampling included,
+  evaluation excluded), with a compiled step (`compile=True`) next to eager; the compile time
+  goes to extra_info, never into the step time.
+- test_quality[solver]: h(x) = validation loss at the exact y*(x) after QUALITY_SECONDS of
+  solver time (20 s as in the issue; BENCH_LOGREG_SECONDS overrides it for a quick look).
+- test_quality_ordering: the ordering of those values against the reference ordering.
+
+REFERENCE_* are the figures of the JAX implementation quoted in the issue (its own machine): µs
+per step with jit, and h after 20 s (start 0.582). That benchmark validates on the official test
+file, so its h starts lower than ours (0.662 at x0 = 0 on a 20% validation part of the training
+rows); compare orderings and ratios, not the values themselves.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+from benchopt_bilevel.registry import get_solver, solvers
+from benchopt_bilevel.runner import Cell, RunConfig, run_cell
+
+REFERENCE_US = {"soba": 9.0, "srba": 13.7, "fsla": 13.1, "saba": 40.8, "amigo": 73.4, "stocbio": 83.7,
+                "mrbo": 88.4, "f2sa": 102.0, "bome": 16e3, "esj": 30e3}  # bome, esj: full batch
+REFERENCE_H20 = {"srba": 0.213, "saba": 0.234, "amigo": 0.243, "f2sa": 0.305, "stocbio": 0.326,
+                 "soba": 0.387}
+STEP_SECONDS = 3.0  # of timed steps per measurement
+QUALITY_SECONDS = float(os.environ.get("BENCH_LOGREG_SECONDS", "20"))
+SOLVERS = [name for name in REFERENCE_US if name in solvers()]
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))  # batch-64 steps are too small to share:
+# with more intra-op threads than free cores the compiled kernels wait on each other (SOBA
+# compiled on a loaded 2-core machine: 0.17 ms/step with 1 thread, 5 to 33 ms with 2)
+_final_h: dict[str, float] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _run(name: str, **config) -> dict:
+    table = run_cell(Cell("logreg", name), RunConfig(**config))
+    last = table.iloc[-1]
+    assert last["status"] == "ok", f"{name}: {last['status']} {last['message']}"
+    return {"first": table.iloc[0], "last": last}
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+@pytest.mark.parametrize("name", SOLVERS)
+def test_step_time(benchmark, name, mode):
+    rows = {}
+
+    def measure():
+        rows.update(_run(name, max_time=STEP_SECONDS, n_evals=3, compile=mode == "compiled"))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    last = rows["last"]
+    assert last["step"] > 0 and math.isfinite(last["objective_value"])
+    # SRBA's step is one whole period (full-batch restart + period − 1 iterations): compare per iteration.
+    iterations = getattr(get_solver(name).Params(), "period", 1) if name == "srba" else 1
+    us = 1e6 * last["time"] / (last["step"] * iterations)
+    benchmark.extra_info.update(us_per_step=us, iterations_per_step=iterations, steps=int(last["step"]),
+                                warmup_s=float(last["warmup_time"]),
+                                reference_us=REFERENCE_US[name], over_reference=us / REFERENCE_US[name],
+                                threads=torch.get_num_threads())
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_quality(benchmark, name):
+    rows = {}
+
+    def measure():
+        rows.update(_run(name, max_time=QUALITY_SECONDS, n_evals=5))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    first, last = rows["first"], rows["last"]
+    _final_h[name] = float(last["objective_h"])
+    benchmark.extra_info.update(h_start=float(first["objective_h"]), h=_final_h[name],
+                                reference_h=REFERENCE_H20.get(name), steps=int(last["step"]),
+                                test_accuracy=float(last["objective_test_accuracy"]),
+                                baseline_accuracy=float(last["objective_baseline_accuracy"]))
+    assert _final_h[name] <= float(first["objective_h"]) + 1e-9, f"{name} raised h in {QUALITY_SECONDS} s"
+    if QUALITY_SECONDS >= 10:  # shorter runs are for a quick look: full-batch methods make a few steps
+        assert _final_h[name] < float(first["objective_h"]), f"{name} did not lower h in {QUALITY_SECONDS} s"
+
+
+def test_quality_ordering(benchmark):
+    """Pairs of reference solvers ordered as in the reference (fraction, in extra_info)."""
+    names = [n for n in REFERENCE_H20 if n in _final_h]
+    if len(names) < 2:
+        pytest.skip("run with test_quality first (same session)")
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    agree = benchmark.pedantic(
+        lambda: sum((_final_h[a] - _final_h[b]) * (REFERENCE_H20[a] - REFERENCE_H20[b]) > 0 for a, b in pairs),
+        rounds=1, iterations=1)
+    benchmark.extra_info.update(ours=dict(sorted(_final_h.items(), key=lambda kv: kv[1])),
+                                concordant_pairs=f"{agree}/{len(pairs)}")
+    assert all(math.isfinite(h) for h in _final_h.values())
+
