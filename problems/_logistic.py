@@ -8,6 +8,7 @@ the mean over the blocks. The test set is kept whole, for reporting only.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,6 +53,20 @@ def load_split(dataset: str, val_fraction: float, n_train_max: int, batch_size: 
     X_test = torch.as_tensor(data.X_test, dtype=torch.float64).reshape(len(data.X_test), -1)
     return Split(X[train], y[train], X[val], y[val], X_test,
                  torch.as_tensor(data.y_test, dtype=torch.int64), int(data.n_classes))
+
+
+def prepare_features(split: Split, standardize: bool, intercept: bool) -> Split:
+    """Optionally standardize (training mean and deviation; constant features are only centred)
+    and append a constant feature."""
+    parts = [split.X_train, split.X_val, split.X_test]
+    if standardize:
+        mean, std = split.X_train.mean(0), split.X_train.std(0)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        parts = [(X - mean) / std for X in parts]
+    if intercept:
+        parts = [torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], dim=1) for X in parts]
+    X_train, X_val, X_test = parts
+    return dataclasses.replace(split, X_train=X_train, X_val=X_val, X_test=X_test)
 
 
 @lru_cache(maxsize=2)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from benchopt_bilevel.data.registry import get_dataset
 from benchopt_bilevel.problem import Problem
 
-from ._logistic import blocks, load_split, majority_accuracy, rows
+from ._logistic import blocks, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
 EXACT_MAX_DIM = 2000  # dense Newton for exact y*(x) only below this many inner variables
@@ -51,6 +51,8 @@ class HyperCleaningParams:
     val_fraction: float = 0.2  # clean validation part of the shuffled training set
     n_train_max: int = 0  # > 0: keep only this many training rows (small problems for tests)
     seed: int = 0  # seed of the split and the corruption (the run's seed drives the solver)
+    standardize: bool = False  # centre and scale features by training statistics (covtype's raw
+    # features span 0..7,000: `hypercleaning[dataset=covtype,standardize=true]`)
 
     def __post_init__(self) -> None:
         get_dataset(self.dataset)  # unknown names fail here, before anything runs
@@ -94,6 +96,7 @@ class HyperCleaning(Problem):
         super().__init__(params, generator)
         p = params
         split = load_split(p.dataset, p.val_fraction, p.n_train_max, p.batch_size, generator)
+        split = prepare_features(split, p.standardize, intercept=False)
         K = self.n_classes = split.n_classes
         noisy, corrupted = _corrupt(split.y_train, p.corruption, K, generator)
         onehot = lambda labels: F.one_hot(labels, K).to(torch.float64)  # noqa: E731

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from benchopt_bilevel.data.registry import get_dataset
 from benchopt_bilevel.problem import Problem
 
-from ._logistic import blocks, load_split, majority_accuracy, rows
+from ._logistic import blocks, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
 NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finite differences
@@ -53,6 +53,12 @@ class LogRegParams:
     # predicts the majority class up to about x = −6 (test accuracy 0.905 = baseline) and beats it
     # beyond (0.913 at −8, 0.918 at −10, 0.920 at −12; LogReg.evaluate at y*(x), all x_j equal).
     x_init: float = 0.0
+    # Off by default (the literature's problem). On: features centred and scaled by training
+    # statistics, and a constant feature (an intercept, with its own penalty, so x ∈ R^(d+1)).
+    # With both and x_init = −4, y*(x) beats the majority baseline (ijcnn1 test accuracy 0.9135,
+    # 0.9168 at −6), which the default benchmark reports.
+    standardize: bool = False
+    intercept: bool = False
 
     def __post_init__(self) -> None:
         get_dataset(self.dataset)  # unknown names fail here, before anything runs
@@ -86,6 +92,7 @@ class LogReg(Problem):
         split = load_split(p.dataset, p.val_fraction, p.n_train_max, p.batch_size, generator)
         if split.n_classes != 2:
             raise ValueError(f"logreg needs a binary dataset; {p.dataset} has {split.n_classes} classes")
+        split = prepare_features(split, p.standardize, p.intercept)
         train64, val64 = _signed(split.X_train, split.y_train), _signed(split.X_val, split.y_val)
         # Run-dtype blocks first: the problem's dtype is read from its first floating tensor.
         self.train = blocks(train64.clone(), p.batch_size)

@@ -108,3 +108,14 @@ def test_cli_run(tmp_path):
     table = pd.read_parquet(files[0])
     assert (table["status"] == "ok").all()
     assert table["objective_val_loss"].iloc[-1] < table["objective_val_loss"].iloc[0]
+
+
+def test_standardized_features():
+    # digits (raw pixel counts 0..16), standardized by the training rows: centred, unit scale.
+    pytest.importorskip("sklearn")
+    problem = build(dataset="digits", standardize=True, n_train_max=640)
+    features = problem.X_train64
+    assert float(features.mean(0).abs().max()) < 1e-10
+    deviation = features.std(0)
+    assert float((deviation[deviation > 0] - 1).abs().max()) < 1e-10
+    assert float(build(dataset="digits", n_train_max=640).X_train64.max()) == 16.0

@@ -97,6 +97,52 @@ def test_tuned_penalty_beats_the_majority_baseline():
     assert metrics["test_accuracy"] > metrics["baseline_accuracy"] + 0.01
 
 
+@pytest.fixture(scope="module")
+def with_intercept():
+    return build(standardize=True, intercept=True)
+
+
+def test_standardized_features_and_intercept(with_intercept):
+    problem = with_intercept
+    assert problem.dim_x == problem.dim_y == 23  # 22 features and the constant one
+    signed = problem.train64.abs()  # |b_i a_i| = |a_i|: the constant column is all ones
+    torch.testing.assert_close(signed[:, -1], torch.ones(len(signed), dtype=torch.float64))
+    # Standardized by the training part's own statistics (before the validation split: close).
+    features = problem.train64[:, :-1] * problem.train64[:, -1:]  # undo the signs: b_i² = 1
+    assert float(features.mean(0).abs().max()) < 0.2
+
+
+def test_intercept_variant_oracles_and_hypergradient(with_intercept):
+    problem = with_intercept
+    hand, auto = Oracles(problem), Oracles(problem, autograd=True)
+    x, y, v, u = _point(problem)
+    for name, args in [("grad_inner_y", (x, y, None)), ("hvp_inner", (x, y, v, None)),
+                       ("cross_inner", (x, y, v, None)), ("grad_outer", (x, y, torch.tensor(1)))]:
+        got, want = getattr(hand, name)(*args), getattr(auto, name)(*args)
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    exact = problem.hypergradient(x).clone()
+    eps = 1e-4
+    fd = torch.stack([(problem.value(x + eps * e) - problem.value(x - eps * e)) / (2 * eps)
+                      for e in torch.eye(problem.dim_x, dtype=torch.float64)])
+    assert float(torch.linalg.vector_norm(exact)) > 1e-6
+    torch.testing.assert_close(exact, fd, rtol=1e-5, atol=1e-9)
+
+
+def test_default_benchmark_start_beats_the_majority_baseline():
+    # The default benchmark's logreg (standardized, intercept, penalties e^-4), full ijcnn1: the
+    # exact model at the starting penalties is above the baseline, the literature's start is not.
+    informative = build(n_train_max=0, batch_size=64, standardize=True, intercept=True, x_init=-4.0)
+    x = informative.x0().to(torch.float64)
+    metrics = informative.evaluate(x, informative.y_star(x))
+    assert metrics["test_accuracy"] > metrics["baseline_accuracy"] + 0.005
+    literature = build(n_train_max=0, batch_size=64)
+    x = literature.x0().to(torch.float64)
+    metrics = literature.evaluate(x, literature.y_star(x))
+    assert metrics["test_accuracy"] <= metrics["baseline_accuracy"] + 1e-3
+
+
 def test_soba_lowers_validation_loss():
     problem = build(dtype=torch.float32, n_train_max=2048, batch_size=64)
     solver = get_solver("soba")()
