@@ -8,6 +8,8 @@ test suite (timings on shared machines are noisy).
   whole period) as the runner records it (synchronized clock, batch sampling included,
   evaluation excluded), with a compiled step (`compile=True`) next to eager; the compile time
   goes to extra_info, never into the step time.
+- test_step_time_unrolled[8|32]: SOBA with 8 or 32 steps per compiled graph (`compile_steps`):
+  the per-call cost of a compiled function is shared by the steps of the graph.
 - test_quality[solver]: h(x) = validation loss at the exact y*(x) after QUALITY_SECONDS of
   solver time (20 s as in the issue; BENCH_LOGREG_SECONDS overrides it for a quick look).
 - test_quality_ordering: the ordering of those values against the reference ordering.
@@ -74,6 +76,23 @@ def test_step_time(benchmark, name, mode):
                                 warmup_s=float(last["warmup_time"]),
                                 reference_us=REFERENCE_US[name], over_reference=us / REFERENCE_US[name],
                                 threads=torch.get_num_threads())
+
+
+@pytest.mark.parametrize("compile_steps", [8, 32])
+def test_step_time_unrolled(benchmark, compile_steps):
+    """SOBA with `compile_steps` steps per compiled graph (the chunked path of docs/compile.md)."""
+    rows = {}
+
+    def measure():
+        rows.update(_run("soba", max_time=STEP_SECONDS, n_evals=3, compile=True, compile_steps=compile_steps))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    last = rows["last"]
+    us = 1e6 * last["time"] / last["step"]
+    benchmark.extra_info.update(us_per_step=us, compile_steps=compile_steps, steps=int(last["step"]),
+                                warmup_s=float(last["warmup_time"]), reference_us=REFERENCE_US["soba"],
+                                over_reference=us / REFERENCE_US["soba"], threads=torch.get_num_threads())
+    assert last["step"] % compile_steps == 0 and math.isfinite(last["objective_value"])
 
 
 @pytest.mark.parametrize("name", SOLVERS)

@@ -2,7 +2,9 @@
 
 The runner owns the loop, the clock, the evaluation schedule and the stop rules:
 - steps run in chunks between evaluation points; a chunk is up to `chunk_steps` calls of the
-  pure `solver.step`, eager or compiled (`compile=True`: torch.compile of the step);
+  pure `solver.step`, eager or compiled (`compile=True`: torch.compile of the step, or of
+  `compile_steps` consecutive steps as one graph, which removes the per-call overhead of a
+  compiled function from small problems at the price of a longer compilation);
 - the clock synchronizes the device before every read and runs only around chunks: batch
   sampling (inside the step) is timed, evaluation is not;
 - a warm-up (one step eager, three compiled) runs on a copy of the initial state; its time
@@ -55,6 +57,7 @@ class RunConfig:
     dtype: str = "float32"
     compile: bool = False
     chunk_steps: int = 32  # most steps between two clock reads
+    compile_steps: int = 1  # compiled: steps unrolled into one graph (chunks are multiples of it)
     target: float | None = None  # overrides the problem's target value
     stop_at_target: bool = False
     blowup: float = 1e8  # diverged when the divergence metric exceeds blowup * max(1, initial)
@@ -68,6 +71,10 @@ class RunConfig:
             raise UserError(f"n_evals must be at least 2, got {self.n_evals}")
         if self.chunk_steps < 1:
             raise UserError(f"chunk_steps must be at least 1, got {self.chunk_steps}")
+        if self.compile_steps < 1:
+            raise UserError(f"compile_steps must be at least 1, got {self.compile_steps}")
+        if self.compile_steps > 1 and not self.compile:
+            raise UserError("compile_steps > 1 unrolls steps into a compiled graph: it needs --compile")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
 
@@ -123,16 +130,23 @@ def build_problem(problem_cls: type[Problem], params: Any, device: torch.device,
     return _PROBLEM_CACHE[cache_key]
 
 
-def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, device: torch.device) -> Callable:
-    """`chunk(state, n) -> state` running n steps, each step compiled when asked.
+def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, device: torch.device,
+               unroll: int = 1) -> Callable:
+    """`chunk(state, n) -> state` running n steps, compiled when asked.
 
-    The compiled unit is one step, looped in Python: Inductor's lowering of many unrolled steps
-    of small pointwise work grows without bound (a 16-step chunk of SOBA on a 5-dimensional
-    quadratic did not finish compiling in minutes), while one step compiles in seconds and the
-    C++ wrapper (CPU) or a CUDA graph (GPU) still removes the per-op overhead inside the step.
-    `length` is kept for the warm-up and the evaluation schedule (steps between clock reads).
+    By default the compiled unit is one step, looped in Python: one step compiles in seconds and
+    the C++ wrapper (CPU) or a CUDA graph (GPU) removes the per-op overhead inside it. What is
+    left is the per-call cost of a compiled function (guards, wrapper: ~35 µs on a 2-core CPU),
+    which dominates small problems (SOBA on ijcnn1: ~100 µs per compiled step). `unroll` > 1
+    compiles that many consecutive steps as one graph: the call cost is shared, and compilation
+    grows with the graph (SOBA on ijcnn1, 8 steps: 25 µs per step after 129 s of compilation,
+    docs/compile.md). A chunk then runs n // unroll compiled calls; the runner asks for
+    multiples of `unroll`, other remainders run as eager steps (the same numbers: steps are pure
+    and their randomness is counter-based). `length` is the chunk size of the evaluation schedule.
     """
     step = solver.step
+    if not compile:
+        unroll = 1
     if compile:
         if device.type == "cpu":
             import torch._inductor.config as inductor_config
@@ -141,12 +155,19 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, dev
         # One compilation per cell: without a reset, every cell of a process would share dynamo's
         # cache for this function (and its recompile limit), recompiling inside the timed loop.
         torch._dynamo.reset()
-        step = torch.compile(lambda oracles_, state: solver.step(oracles_, state), fullgraph=False,
-                             mode="reduce-overhead" if device.type == "cuda" else None)
+
+        def steps(oracles_: Oracles, state: State) -> State:
+            for _ in range(unroll):
+                state = solver.step(oracles_, state)
+            return state
+
+        step = torch.compile(steps, fullgraph=False, mode="reduce-overhead" if device.type == "cuda" else None)
 
     def chunk(state: State, n: int) -> State:
-        for _ in range(n):
+        for _ in range(n // unroll):
             state = step(oracles, state)
+        for _ in range(n % unroll):
+            state = solver.step(oracles, state)
         return state
 
     return chunk
@@ -235,7 +256,8 @@ def cell_identity(cell: Cell, config: RunConfig) -> tuple[dict[str, Any], str]:
         "compiled": bool(config.compile),
         "code_hash": code_hash(solver_cls, problem_cls),
         "config": json.dumps({k: v for k, v in dataclasses.asdict(config).items()
-                              if k not in ("device", "dtype", "compile")}, sort_keys=True),
+                              if k not in ("device", "dtype", "compile")
+                              and not (k == "compile_steps" and v == 1)}, sort_keys=True),  # ids of older runs stay
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     return identity, f"{cell.problem}-{cell.solver}-{digest}"
@@ -262,9 +284,10 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(seed, device))
             clock.stop()
             init_counts, init_time = dict(oracles.calls), clock.elapsed
-            chunk = make_chunk(solver, oracles, config.compile, config.chunk_steps, device)
+            unroll = config.compile_steps if config.compile else 1
+            chunk = make_chunk(solver, oracles, config.compile, config.chunk_steps, device, unroll)
             # Compiled: compile, then (CUDA) record the graph, on a throw-away copy of the state.
-            warmup_steps = 3 if config.compile else 1
+            warmup_steps = 3 * unroll if config.compile else 1
             start = clock.now()
             chunk(_clone(state), warmup_steps)
             outcome["warmup_time"] = clock.now() - start
@@ -279,7 +302,7 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             else:
                 time_grid = _log_grid(config.max_time, config.n_evals, min(1e-3, config.max_time / 1e3))
                 step_grid = np.array([], dtype=int)
-            steps, evals_done, initial = 0, 0, None
+            steps, initial = 0, None
 
             def record() -> dict[str, float]:
                 metrics = _evaluate(problem, solver, state)
@@ -303,6 +326,7 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
                 n = min(n, config.chunk_steps)
                 if next_step is not None:
                     n = min(n, next_step - steps)
+                n = unroll * math.ceil(n / unroll)  # whole compiled calls (may pass a step budget by < unroll)
                 clock.start()
                 state = chunk(state, n)
                 clock.stop()

@@ -63,3 +63,36 @@ def test_compiling_leaves_run_identities_unchanged():
     run_cell(Cell("quadratic", "soba", WELL_CONDITIONED),
              RunConfig(max_steps=4, n_evals=2, compile=True, chunk_steps=2, dtype="float64"))
     assert cell_identity(other, config)[1] == before
+
+
+def test_unrolled_compiled_chunk_matches_eager():
+    # `compile_steps`: several steps in one compiled graph give the eager iterates; a remainder
+    # (n not a multiple of the unroll) runs eagerly and stays on the same trajectory.
+    cls = get_problem("quadratic")
+    problem = cls(cls.Params(**WELL_CONDITIONED), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
+    oracles, solver = Oracles(problem), get_solver("soba")()
+    with torch.no_grad():
+        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
+        expected = make_chunk(solver, oracles, False, 8, CPU)(dict(state), 7)
+        got = make_chunk(solver, oracles, True, 8, CPU, unroll=2)(dict(state), 7)
+    assert int(got["t"]) == 7
+    for key in ("x", "y", "v"):
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-9, atol=1e-9)
+
+
+def test_unrolled_compiled_run_counts_whole_calls():
+    torch._dynamo.reset()
+    config = RunConfig(max_steps=12, max_time=600, n_evals=3, compile=True, compile_steps=2, dtype="float64")
+    table = run_cell(Cell("quadratic", "soba", WELL_CONDITIONED), config)
+    assert table.iloc[-1]["status"] == "ok", table.iloc[-1]["message"]
+    assert all(step % 2 == 0 for step in table["step"]) and table.iloc[-1]["step"] >= 12
+    identity_one = cell_identity(Cell("quadratic", "soba"), RunConfig(compile=True))[0]["config"]
+    assert "compile_steps" not in identity_one  # older runs keep their identities
+    assert '"compile_steps": 2' in cell_identity(Cell("quadratic", "soba"), config)[0]["config"]
+
+
+def test_compile_steps_needs_compile():
+    from benchopt_bilevel.errors import UserError
+
+    with pytest.raises(UserError, match="needs --compile"):
+        RunConfig(compile_steps=4)
