@@ -57,7 +57,8 @@ def split(key: torch.Tensor, num: int = 2) -> tuple[torch.Tensor, ...]:
     """`num` new independent keys from `key` (the old one must not be reused)."""
     if _on_host(key):
         k = int(key) * 0x9E3779B1
-        return tuple(torch.tensor(_mix32_int(k + i * 0x632BE5AB), dtype=torch.int64) for i in range(1, num + 1))
+        # scalar_tensor: half the cost of torch.tensor; exact (values below 2**32)
+        return tuple(torch.scalar_tensor(_mix32_int(k + i * 0x632BE5AB), dtype=torch.int64) for i in range(1, num + 1))
     counters = torch.arange(1, num + 1, dtype=torch.int64, device=key.device)
     keys = _mix32(key * 0x9E3779B1 + counters * 0x632BE5AB)
     return tuple(keys.unbind(0))
@@ -71,6 +72,8 @@ def randint(key: torch.Tensor, high: int, size: tuple[int, ...] = ()) -> torch.T
     if count <= _HOST_MAX and _on_host(key):
         k = int(key)
         values = [_mix32_int(_mix32_int(k + i * 0x2545F491)) % high for i in range(count)]
+        if not size:
+            return torch.scalar_tensor(values[0], dtype=torch.int64)
         return torch.tensor(values, dtype=torch.int64).reshape(size)
     counters = torch.arange(count, dtype=torch.int64, device=key.device)
     bits = _mix32(_mix32(key + counters * 0x2545F491))
