@@ -121,6 +121,19 @@ class Oracles:
         cross, hvp = pullback(w)
         return hvp, cross
 
+    def grad_hvp_cross_inner(
+        self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(∇_y g, ∇²_yy g · v, ∇²_xy g · v) at one point and batch: one gradient, one HVP and one
+        cross call. A problem may compute them in one pass over the batch's data (its
+        `grad_hvp_cross_inner`): memory-bound problems read their samples once instead of twice."""
+        own = self._own("grad_hvp_cross_inner")
+        if not own:
+            return (self.grad_inner_y(x, y, batch), *self.hvp_cross_inner(x, y, v, batch))
+        for kind in ("grad_inner", "hvp", "cross"):
+            self._count(kind, batch)
+        return own(x, y, v, batch)
+
     # -- values --------------------------------------------------------------------------------
     def value_inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         self._count("value_inner", batch)

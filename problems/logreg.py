@@ -139,6 +139,14 @@ class LogReg(Problem):
     def hvp_cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
         return self.hvp_inner(x, y, v, batch), self.cross_inner(x, y, v, batch)
 
+    def grad_hvp_cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        r = rows(self.train, batch, self.block)
+        z, penalty = r @ y, torch.exp(x)
+        sigma_neg = torch.sigmoid(-z)
+        grad = -(sigma_neg @ r) / r.shape[0] + penalty * y
+        hvp = ((torch.sigmoid(z) * sigma_neg * (r @ v)) @ r) / r.shape[0] + penalty * v
+        return grad, hvp, penalty * y * v
+
     # -- exact quantities (float64, full batch) ---------------------------------------------------
     def _inner64(self, penalty: Tensor, y: Tensor) -> Tensor:
         return F.softplus(-(self.train64 @ y)).mean() + 0.5 * torch.sum(penalty * y * y)

@@ -53,7 +53,7 @@ class SABA(Solver):
 
     def init(self, oracles, x, y, key):
         v = torch.zeros_like(y)
-        inner = [(oracles.grad_inner_y(x, y, b), *oracles.hvp_cross_inner(x, y, v, b))
+        inner = [oracles.grad_hvp_cross_inner(x, y, v, b)
                  for b in torch.arange(oracles.n_inner_batches, device=x.device)]
         outer = [oracles.grad_outer(x, y, b) for b in torch.arange(oracles.n_outer_batches, device=x.device)]
         state = {"x": x, "y": y, "v": v, "key": key, "hypergradient": torch.zeros_like(x)}
@@ -71,8 +71,7 @@ class SABA(Solver):
         key, k_inner, k_outer = rng.split(state["key"], 3)
         i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
 
-        fresh_gy = oracles.grad_inner_y(x, y, i)
-        fresh_hvp, fresh_cross = oracles.hvp_cross_inner(x, y, v, i)
+        fresh_gy, fresh_hvp, fresh_cross = oracles.grad_hvp_cross_inner(x, y, v, i)
         fresh_fx, fresh_fy = oracles.grad_outer(x, y, j)
 
         new = {"key": key}

@@ -9,7 +9,8 @@ y, v and x move together, each along one stochastic direction per step:
 γ_t = γ / (t+1)^b; a = b = 0 (constant steps) as in the paper's experiments, a = 2/5, b = 3/5
 in its analysis. B is an inner mini-batch, B' an outer one.
 
-Oracle cost per step: 1 grad_inner, 1 hvp + 1 cross (one vjp), 1 grad_outer.
+Oracle cost per step: 1 grad_inner, 1 hvp, 1 cross, 1 grad_outer (the first three at one point and
+batch: `grad_hvp_cross_inner`, one pass over the batch where the problem supports it).
 
 Reference: M. Dagréou, P. Ablin, S. Vaiter, T. Moreau. "A framework for bilevel optimization
 that enables stochastic and global variance reduction algorithms", NeurIPS 2022, arXiv 2201.13409.
@@ -55,8 +56,7 @@ class SOBA(Solver):
         key, k_inner, k_outer = rng.split(state["key"], 3)
         inner_batch, outer_batch = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
 
-        grad_y_g = oracles.grad_inner_y(x, y, inner_batch)
-        hvp, cross = oracles.hvp_cross_inner(x, y, v, inner_batch)
+        grad_y_g, hvp, cross = oracles.grad_hvp_cross_inner(x, y, v, inner_batch)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
         direction_x = cross + grad_x_f
         return {

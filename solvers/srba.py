@@ -42,8 +42,7 @@ class SRBAParams:
 
 def directions(oracles, x, y, v, inner_batch, outer_batch):
     """SOBA's directions (D_y, D_v, D_x) at (x, y, v): one grad_inner, one vjp, one grad_outer."""
-    grad_y_g = oracles.grad_inner_y(x, y, inner_batch)
-    hvp, cross = oracles.hvp_cross_inner(x, y, v, inner_batch)
+    grad_y_g, hvp, cross = oracles.grad_hvp_cross_inner(x, y, v, inner_batch)
     grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
     return grad_y_g, hvp + grad_y_f, cross + grad_x_f
 

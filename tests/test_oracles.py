@@ -16,6 +16,7 @@ ORACLE_CALLS = {
     "cross_inner": lambda o, x, y, v, u, b: o.cross_inner(x, y, v, b),
     "cross_t_inner": lambda o, x, y, v, u, b: o.cross_t_inner(x, y, u, b),
     "hvp_cross_inner": lambda o, x, y, v, u, b: o.hvp_cross_inner(x, y, v, b),
+    "grad_hvp_cross_inner": lambda o, x, y, v, u, b: o.grad_hvp_cross_inner(x, y, v, b),
 }
 
 
@@ -50,6 +51,20 @@ def test_calls_are_counted_by_kind():
     oracles.grad_outer(x, y, None)
     assert dict(oracles.calls) == {"grad_inner": 1, "hvp": 1, "cross": 1, "grad_outer_full": 1}
     assert oracles.total_calls() == 3 + problem.n_outer_batches
+
+
+@pytest.mark.parametrize("autograd", [False, True], ids=["own", "fallback"])
+def test_fused_inner_oracle_counts_three_calls(autograd):
+    problem = build_quadratic(dim_x=4, dim_y=6)
+    oracles = Oracles(problem, autograd=autograd)
+    x, y, v, _ = _random_point(problem)
+    b = torch.tensor(2)
+    grad, hvp, cross = oracles.grad_hvp_cross_inner(x, y, v, b)
+    assert dict(oracles.calls) == {"grad_inner": 1, "hvp": 1, "cross": 1}
+    separate = Oracles(problem)
+    torch.testing.assert_close(grad, separate.grad_inner_y(x, y, b), rtol=1e-12, atol=1e-12)
+    for got, want in zip((hvp, cross), separate.hvp_cross_inner(x, y, v, b)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_minibatch_oracles_average_to_full_batch():

@@ -54,7 +54,7 @@ def test_hand_oracles_match_autograd(problem, batch):
     for name, args in [("grad_inner_y", (x, y, batch)), ("grad_inner", (x, y, batch)),
                        ("grad_outer", (x, y, batch)), ("hvp_inner", (x, y, v, batch)),
                        ("cross_inner", (x, y, v, batch)), ("cross_t_inner", (x, y, u, batch)),
-                       ("hvp_cross_inner", (x, y, v, batch))]:
+                       ("hvp_cross_inner", (x, y, v, batch)), ("grad_hvp_cross_inner", (x, y, v, batch))]:
         got, want = getattr(hand, name)(*args), getattr(auto, name)(*args)
         got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
         for a, b in zip(got, want):
