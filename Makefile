@@ -27,8 +27,9 @@ bench: setup
 	$(BIN)/benchopt-bilevel run --jobs 2
 
 # pytest exits 5 when a selection (PYTEST_ARGS) matches no test: not a failure of the suite.
+# The browser test keeps its leaderboard screenshot in tests/artifacts/ (git-ignored) here.
 test: setup system-deps
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
+	BENCHOPT_BILEVEL_KEEP_SCREENSHOT=1 $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 
 benchmarks: setup
 	$(BIN)/python -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,stddev,rounds

@@ -5,8 +5,9 @@ quadratic), `tune` (two solvers), then `publish`. Chromium checks it twice:
 - `--dump-dom`: the DOM after the page's script ran (every problem has its table, every solver a row);
 - the DevTools protocol over a websocket (websocket-client): real mouse clicks on table headers
   sort the rows, the device tabs switch, the plots are laid out, and a full-page screenshot is
-  taken (kept in tests/artifacts/leaderboard.png when BENCHOPT_BILEVEL_KEEP_SCREENSHOT=1, so a
-  test run never modifies the checkout).
+  taken (kept in tests/artifacts/leaderboard.png, a git-ignored path, when
+  BENCHOPT_BILEVEL_KEEP_SCREENSHOT=1, as `make test` and so CI set it; elsewhere in a temporary
+  folder).
 
 Chromium comes from the Debian package `chromium` (scripts/system-deps.sh). When it is missing, the
 test installs it as root, fails in CI (CI set), and skips with the reason elsewhere.
