@@ -15,6 +15,7 @@ from functools import lru_cache
 import torch
 
 from benchopt_bilevel.data.registry import get_dataset
+from benchopt_bilevel.problem import Problem
 
 Tensor = torch.Tensor
 
@@ -91,3 +92,27 @@ def majority_accuracy(y_train: Tensor, y_test: Tensor, n_classes: int) -> float:
     """Test accuracy of always predicting the most frequent training class."""
     majority = torch.bincount(y_train, minlength=n_classes).argmax()
     return float((y_test == majority).double().mean())
+
+
+class PenaltySelection(Problem):
+    """Regularization selection: x holds log-penalties (all `params.x_init` at the start), and a
+    subclass's `_solve(x)` returns the exact float64 {"x", "y_star", "v_star"} at x, cached for
+    the last x (metrics ask for y*, h and ∇h at the same point)."""
+
+    def _solve(self, x: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def x0(self) -> Tensor:
+        return torch.full((self.dim_x,), self.params.x_init, dtype=self.dtype, device=self.device)
+
+    def y_star(self, x: Tensor) -> Tensor:
+        return self._solve(x)["y_star"]
+
+    def v_star(self, x: Tensor) -> Tensor:
+        return self._solve(x)["v_star"]
+
+    def _initial_grad_norm2(self) -> float:
+        """‖∇h(x0)‖², the scale of the target metric (computed once)."""
+        if "grad_norm2_x0" not in vars(self):
+            self.grad_norm2_x0 = float(torch.sum(self.hypergradient(self.x0().to(torch.float64)) ** 2))
+        return self.grad_norm2_x0

@@ -33,9 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from benchopt_bilevel.data.registry import get_dataset
-from benchopt_bilevel.problem import Problem
 
-from ._logistic import blocks, load_split, majority_accuracy, prepare_features, rows
+from ._logistic import PenaltySelection, blocks, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
 NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finite differences
@@ -75,7 +74,7 @@ def _signed(X: Tensor, labels: Tensor) -> Tensor:
     return X * (2.0 * labels.to(X.dtype) - 1.0)[:, None]
 
 
-class LogReg(Problem):
+class LogReg(PenaltySelection):
     """Per-feature L2 penalties of a logistic regression, selected on a validation loss."""
 
     name = "logreg"
@@ -189,15 +188,6 @@ class LogReg(Problem):
         self._cache = {"x": x.clone(), "y_star": y, "v_star": v}  # a copy: x may change in place
         return self._cache
 
-    def x0(self) -> Tensor:
-        return torch.full((self.dim_x,), self.params.x_init, dtype=self.dtype, device=self.device)
-
-    def y_star(self, x: Tensor) -> Tensor:
-        return self._solve(x)["y_star"]
-
-    def v_star(self, x: Tensor) -> Tensor:
-        return self._solve(x)["v_star"]
-
     def value(self, x: Tensor) -> Tensor:
         """h(x) = f(x, y*(x)): validation loss of the exactly trained model."""
         return F.softplus(-(self.val64 @ self.y_star(x))).mean()
@@ -206,11 +196,6 @@ class LogReg(Problem):
         """∇h(x) = ∇_x f − ∇²_xy g v* = −e^x ⊙ y* ⊙ v* (implicit differentiation)."""
         solved = self._solve(x)
         return -torch.exp(solved["x"]) * solved["y_star"] * solved["v_star"]
-
-    def _initial_grad_norm2(self) -> float:
-        if "grad_norm2_x0" not in vars(self):
-            self.grad_norm2_x0 = float(torch.sum(self.hypergradient(self.x0().to(torch.float64)) ** 2))
-        return self.grad_norm2_x0
 
     # -- metrics ------------------------------------------------------------------------------------
     def evaluate(self, x: Tensor, y: Tensor) -> dict[str, float]:

@@ -30,9 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from benchopt_bilevel.data.registry import get_dataset
-from benchopt_bilevel.problem import Problem
 
-from ._logistic import blocks, load_split, majority_accuracy, prepare_features, rows
+from ._logistic import PenaltySelection, blocks, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
 GRAD_TOLERANCE = 1e-10  # on ‖∇_W g‖ (float64) for y*(x)
@@ -82,7 +81,7 @@ def _conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, v0: Tenso
     return v
 
 
-class LogRegMulticlass(Problem):
+class LogRegMulticlass(PenaltySelection):
     """Per-class L2 penalties of a multinomial logistic regression, selected on a validation loss."""
 
     name = "logreg_multiclass"
@@ -205,15 +204,6 @@ class LogRegMulticlass(Problem):
         self._cache = {"x": x.clone(), "y_star": W.reshape(-1), "v_star": v}
         return self._cache
 
-    def x0(self) -> Tensor:
-        return torch.full((self.dim_x,), self.params.x_init, dtype=self.dtype, device=self.device)
-
-    def y_star(self, x: Tensor) -> Tensor:
-        return self._solve(x)["y_star"]
-
-    def v_star(self, x: Tensor) -> Tensor:
-        return self._solve(x)["v_star"]
-
     def value(self, x: Tensor) -> Tensor:
         """h(x) = f(x, y*(x)): validation loss of the exactly trained model."""
         return torch.mean(_cross_entropy(self.X_val64 @ self._matrix(self.y_star(x)), self.Y_val64))
@@ -222,11 +212,6 @@ class LogRegMulticlass(Problem):
         """∇h(x) = ∇_x f − ∇²_xW g v* = −e^x ⊙ colsum(W* ⊙ v*) (implicit differentiation)."""
         solved = self._solve(x)
         return -torch.exp(solved["x"]) * torch.sum(self._matrix(solved["y_star"]) * self._matrix(solved["v_star"]), dim=0)
-
-    def _initial_grad_norm2(self) -> float:
-        if "grad_norm2_x0" not in vars(self):
-            self.grad_norm2_x0 = float(torch.sum(self.hypergradient(self.x0().to(torch.float64)) ** 2))
-        return self.grad_norm2_x0
 
     # -- metrics ------------------------------------------------------------------------------------
     def evaluate(self, x: Tensor, y: Tensor) -> dict[str, float]:

@@ -11,6 +11,26 @@ WELL_CONDITIONED = dict(n_inner=64, n_outer=64, dim_x=5, dim_y=5, batch_size=8, 
                         mu_inner=5.0, L_inner=8.0, mu_outer=0.5, L_outer=1.0)
 
 
+ORACLE_NAMES = ("grad_inner_y", "grad_inner", "grad_outer", "hvp_inner", "cross_inner", "cross_t_inner",
+                "hvp_cross_inner", "grad_hvp_cross_inner")
+
+
+def assert_oracles_match_autograd(problem, x, y, v, u, batch, names=ORACLE_NAMES, rtol=1e-10, atol=1e-12):
+    """Every hand-derived oracle of `problem` equals the torch.func reference at one point."""
+    from benchopt_bilevel.oracles import Oracles
+
+    hand, auto = Oracles(problem), Oracles(problem, autograd=True)
+    arguments = {"grad_inner_y": (x, y), "grad_inner": (x, y), "grad_outer": (x, y), "hvp_inner": (x, y, v),
+                 "cross_inner": (x, y, v), "cross_t_inner": (x, y, u), "hvp_cross_inner": (x, y, v),
+                 "grad_hvp_cross_inner": (x, y, v)}
+    for name in names:
+        got, want = getattr(hand, name)(*arguments[name], batch), getattr(auto, name)(*arguments[name], batch)
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        assert len(got) == len(want), name
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=name)
+
+
 def build_quadratic(dtype=torch.float64, device="cpu", **overrides):
     cls = get_problem("quadratic")
     params = cls.Params(**{**WELL_CONDITIONED, **overrides})

@@ -13,6 +13,8 @@ from benchopt_bilevel.cli import main
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem, get_solver
 
+from conftest import assert_oracles_match_autograd
+
 SMALL = dict(n_train_max=640, batch_size=32)
 
 
@@ -51,15 +53,7 @@ def test_hand_oracles_match_autograd(which, batch, request):
     g = torch.Generator().manual_seed(1)
     x, u = (torch.randn(problem.dim_x, generator=g, dtype=torch.float64) for _ in range(2))
     y, v = (0.1 * torch.randn(problem.dim_y, generator=g, dtype=torch.float64) for _ in range(2))
-    hand, auto = Oracles(problem), Oracles(problem, autograd=True)
-    for name, args in [("grad_inner_y", (x, y, batch)), ("grad_inner", (x, y, batch)),
-                       ("grad_outer", (x, y, batch)), ("hvp_inner", (x, y, v, batch)),
-                       ("cross_inner", (x, y, v, batch)), ("cross_t_inner", (x, y, u, batch)),
-                       ("hvp_cross_inner", (x, y, v, batch))]:
-        got, want = getattr(hand, name)(*args), getattr(auto, name)(*args)
-        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+    assert_oracles_match_autograd(problem, x, y, v, u, batch)
 
 
 def test_exact_hypergradient_matches_finite_differences(binary):

@@ -14,6 +14,8 @@ from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem, get_solver
 from benchopt_bilevel.runner import Cell, validate
 
+from conftest import assert_oracles_match_autograd
+
 SMALL = dict(n_train_max=640, batch_size=32)
 
 
@@ -49,16 +51,7 @@ def test_shapes_and_split(problem):
 
 @pytest.mark.parametrize("batch", [torch.tensor(3), None], ids=["block", "full"])
 def test_hand_oracles_match_autograd(problem, batch):
-    hand, auto = Oracles(problem), Oracles(problem, autograd=True)
-    x, y, v, u = _point(problem)
-    for name, args in [("grad_inner_y", (x, y, batch)), ("grad_inner", (x, y, batch)),
-                       ("grad_outer", (x, y, batch)), ("hvp_inner", (x, y, v, batch)),
-                       ("cross_inner", (x, y, v, batch)), ("cross_t_inner", (x, y, u, batch)),
-                       ("hvp_cross_inner", (x, y, v, batch)), ("grad_hvp_cross_inner", (x, y, v, batch))]:
-        got, want = getattr(hand, name)(*args), getattr(auto, name)(*args)
-        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+    assert_oracles_match_autograd(problem, *_point(problem), batch)
 
 
 def test_exact_inner_solution_is_stationary(problem):
@@ -114,14 +107,9 @@ def test_standardized_features_and_intercept(with_intercept):
 
 def test_intercept_variant_oracles_and_hypergradient(with_intercept):
     problem = with_intercept
-    hand, auto = Oracles(problem), Oracles(problem, autograd=True)
     x, y, v, u = _point(problem)
-    for name, args in [("grad_inner_y", (x, y, None)), ("hvp_inner", (x, y, v, None)),
-                       ("cross_inner", (x, y, v, None)), ("grad_outer", (x, y, torch.tensor(1)))]:
-        got, want = getattr(hand, name)(*args), getattr(auto, name)(*args)
-        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for batch in (None, torch.tensor(1)):
+        assert_oracles_match_autograd(problem, x, y, v, u, batch)
     exact = problem.hypergradient(x).clone()
     eps = 1e-4
     fd = torch.stack([(problem.value(x + eps * e) - problem.value(x - eps * e)) / (2 * eps)

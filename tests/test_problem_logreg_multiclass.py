@@ -11,6 +11,8 @@ from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem
 from benchopt_bilevel.runner import Cell, RunConfig, run_cell
 
+from conftest import assert_oracles_match_autograd
+
 pytest.importorskip("sklearn")
 SMALL = dict(dataset="digits", n_train_max=640, batch_size=32)
 
@@ -40,16 +42,7 @@ def test_shapes(problem):
 
 @pytest.mark.parametrize("batch", [torch.tensor(3), None], ids=["block", "full"])
 def test_hand_oracles_match_autograd(problem, batch):
-    hand, auto = Oracles(problem), Oracles(problem, autograd=True)
-    x, y, v, u = _point(problem)
-    for name, args in [("grad_inner_y", (x, y, batch)), ("grad_inner", (x, y, batch)),
-                       ("grad_outer", (x, y, batch)), ("hvp_inner", (x, y, v, batch)),
-                       ("cross_inner", (x, y, v, batch)), ("cross_t_inner", (x, y, u, batch)),
-                       ("hvp_cross_inner", (x, y, v, batch))]:
-        got, want = getattr(hand, name)(*args), getattr(auto, name)(*args)
-        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+    assert_oracles_match_autograd(problem, *_point(problem), batch)
 
 
 def test_exact_inner_solution_is_stationary(problem):
