@@ -139,14 +139,12 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, dev
     left is the per-call cost of a compiled function (guards, wrapper: ~35 µs on a 2-core CPU),
     which dominates small problems (SOBA on ijcnn1: ~100 µs per compiled step). `unroll` > 1
     compiles that many consecutive steps as one graph: the call cost is shared, and compilation
-    grows with the graph (SOBA on ijcnn1, 8 steps: 25 µs per step after 129 s of compilation,
+    grows with the graph (SOBA on ijcnn1, 8 steps: 24 µs per step after ~100 s of compilation,
     docs/compile.md). A chunk then runs n // unroll compiled calls; the runner asks for
     multiples of `unroll`, other remainders run as eager steps (the same numbers: steps are pure
     and their randomness is counter-based). `length` is the chunk size of the evaluation schedule.
     """
-    step = solver.step
-    if not compile:
-        unroll = 1
+    step, unroll = solver.step, unroll if compile else 1
     if compile:
         if device.type == "cpu":
             import torch._inductor.config as inductor_config
