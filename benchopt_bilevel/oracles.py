@@ -36,6 +36,10 @@ class Oracles:
         self.calls: Counter[str] = Counter()
         self.n_inner_batches = problem.n_inner_batches
         self.n_outer_batches = problem.n_outer_batches
+        # Static facts about the problem a step may branch on (Python values, never tensors).
+        self.episodic: bool = problem.episodic  # one inner problem per batch (task or image batch)
+        self.constrained: bool = problem.constrained  # y must stay feasible (project_y)
+        self.state_rows: int = getattr(problem, "state_rows", 1)  # independent rows of y (DEQ batch)
         self._autograd = autograd
         g, f = problem.inner, problem.outer
         self._grad_g_y = grad(g, argnums=1)

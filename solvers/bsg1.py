@@ -92,7 +92,7 @@ class BSG1(Solver):
         key, k_inner, k_outer = rng.split(key, 3)
         grad_x_g, grad_y_g = oracles.grad_inner(x, y, oracles.sample_inner(k_inner))
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, oracles.sample_outer(k_outer))
-        if oracles.problem.constrained:  # a static property of the problem, not a tensor value
+        if oracles.constrained:  # a static property of the problem, not a tensor value
             free = free_subspace_projector(oracles, y - p.step_inner * grad_y_g)
             grad_y_g, grad_y_f = free(grad_y_g), free(grad_y_f)
         d = rank_one_hypergradient(grad_x_f, grad_y_f, grad_x_g, grad_y_g)

@@ -101,8 +101,8 @@ class DEQImplicit(Solver):
     def step(self, oracles, state):
         p = self.params
         x, key = state["x"], state["key"]
-        episodic = getattr(oracles.problem, "episodic", False)
-        rows = getattr(oracles.problem, "state_rows", 1)
+        episodic = oracles.episodic
+        rows = oracles.state_rows
         key, k_inner, k_outer = rng.split(key, 3)
         batch = oracles.sample_inner(k_inner)
         outer_batch = batch if episodic else oracles.sample_outer(k_outer)

@@ -87,7 +87,7 @@ class IMAML(Solver):
     def step(self, oracles, state):
         p = self.params
         x, y, key = state["x"], state["y"], state["key"]
-        episodic = getattr(oracles.problem, "episodic", False)
+        episodic = oracles.episodic
         total = torch.zeros_like(x)
         for _ in range(p.n_tasks):
             key, k_inner, k_outer = rng.split(key, 3)
