@@ -33,6 +33,18 @@ class Split:
     n_classes: int
 
 
+def check_split_params(params) -> None:
+    """Checks shared by the problems built on `load_split` (a ValueError names the parameter);
+    the dataset name is resolved here, so an unknown one fails before anything runs."""
+    get_dataset(params.dataset)
+    if params.batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {params.batch_size}")
+    if not 0 < params.val_fraction < 1:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {params.val_fraction}")
+    if params.n_train_max < 0:
+        raise ValueError(f"n_train_max must be >= 0 (0 = all rows), got {params.n_train_max}")
+
+
 def load_split(dataset: str, val_fraction: float, n_train_max: int, batch_size: int,
                generator: torch.Generator) -> Split:
     """Shuffle the training rows (seeded), keep at most `n_train_max`, cut off a validation

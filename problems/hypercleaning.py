@@ -33,10 +33,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchopt_bilevel.data.registry import get_dataset
 from benchopt_bilevel.problem import Problem
 
-from ._logistic import blocks, load_split, majority_accuracy, prepare_features, rows
+from ._logistic import blocks, check_split_params, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
 EXACT_MAX_DIM = 2000  # dense Newton for exact y*(x) only below this many inner variables
@@ -55,13 +54,11 @@ class HyperCleaningParams:
     # features span 0..7,000: `hypercleaning[dataset=covtype,standardize=true]`)
 
     def __post_init__(self) -> None:
-        get_dataset(self.dataset)  # unknown names fail here, before anything runs
+        check_split_params(self)
         if not 0 <= self.corruption <= 1:
             raise ValueError(f"corruption must lie in [0, 1], got {self.corruption}")
-        if self.ridge < 0 or self.batch_size < 1 or self.n_train_max < 0:
-            raise ValueError("ridge and n_train_max must be >= 0 and batch_size >= 1")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.ridge < 0:
+            raise ValueError(f"ridge must be >= 0, got {self.ridge}")
 
 
 def _corrupt(labels: Tensor, fraction: float, n_classes: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchopt_bilevel.data.registry import get_dataset
 
-from ._logistic import PenaltySelection, blocks, load_split, majority_accuracy, prepare_features, rows
+from ._logistic import PenaltySelection, blocks, check_split_params, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
 NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finite differences
@@ -60,13 +59,7 @@ class LogRegParams:
     intercept: bool = False
 
     def __post_init__(self) -> None:
-        get_dataset(self.dataset)  # unknown names fail here, before anything runs
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.n_train_max < 0:
-            raise ValueError(f"n_train_max must be >= 0 (0 = all rows), got {self.n_train_max}")
+        check_split_params(self)
 
 
 def _signed(X: Tensor, labels: Tensor) -> Tensor:

@@ -31,6 +31,15 @@ def assert_oracles_match_autograd(problem, x, y, v, u, batch, names=ORACLE_NAMES
             torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=name)
 
 
+def assert_hypergradient_matches_finite_differences(problem, x, eps=1e-4, rtol=1e-5, atol=1e-9):
+    """problem.hypergradient(x) against float64 central differences of problem.value."""
+    exact = problem.hypergradient(x).clone()
+    fd = torch.stack([(problem.value(x + eps * e) - problem.value(x - eps * e)) / (2 * eps)
+                      for e in torch.eye(len(x), dtype=torch.float64)])
+    assert float(torch.linalg.vector_norm(exact)) > 1e-6  # a non-trivial check
+    torch.testing.assert_close(exact, fd, rtol=rtol, atol=atol)
+
+
 def build_quadratic(dtype=torch.float64, device="cpu", **overrides):
     cls = get_problem("quadratic")
     params = cls.Params(**{**WELL_CONDITIONED, **overrides})
