@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import pandas as pd
 from rich.console import Console
@@ -20,7 +20,7 @@ from .config import BenchmarkSpec
 from .executors.base import Executor, Task
 from .executors.inline import InlineExecutor
 from .params import parse_spec
-from .runner import Cell, RunConfig, cell_identity, run_cell
+from .runner import Cell, RunConfig, cell_identity
 
 # The embedded default benchmark, all offline: the literature-size quadratic, regularization
 # selection on ijcnn1 and hyper-cleaning on the shipped MNIST subset; one solver per family, one

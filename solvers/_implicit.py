@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchopt_bilevel import inner, rng
+from benchopt_bilevel import inner
 from benchopt_bilevel.linalg import get_linear_solver
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 

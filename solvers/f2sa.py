@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
-from benchopt_bilevel.solver import IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import LogUniform, Solver
 
 
 @dataclass

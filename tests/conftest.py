@@ -40,10 +40,15 @@ def assert_hypergradient_matches_finite_differences(problem, x, eps=1e-4, rtol=1
     torch.testing.assert_close(exact, fd, rtol=rtol, atol=atol)
 
 
+def build_problem(name: str, dtype=torch.float64, device="cpu", **params):
+    """The registered problem `name` with `params`, its data drawn from its own seed."""
+    cls = get_problem(name)
+    p = cls.Params(**params)
+    return cls(p, torch.Generator().manual_seed(p.seed)).to(device, dtype)
+
+
 def build_quadratic(dtype=torch.float64, device="cpu", **overrides):
-    cls = get_problem("quadratic")
-    params = cls.Params(**{**WELL_CONDITIONED, **overrides})
-    return cls(params, torch.Generator().manual_seed(params.seed)).to(device, dtype)
+    return build_problem("quadratic", dtype, device, **{**WELL_CONDITIONED, **overrides})
 
 
 @pytest.fixture

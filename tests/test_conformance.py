@@ -7,7 +7,6 @@ paper makes it biased says why in `Solver.biased`; it must then stay below BIASE
 """
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

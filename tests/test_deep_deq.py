@@ -16,6 +16,8 @@ from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem, get_solver
 from benchopt_bilevel.runner import Cell, RunConfig, run_cell
 
+from conftest import build_problem
+
 TINY = dict(dataset="synthetic", config="tiny", image_size=8, batch_size=8, n_train=64, n_test=16, eval_iters=10)
 JPEG_COPY = Path(os.environ.get("BENCHOPT_BILEVEL_CIFAR10_JPEG", "/work/shared/data/cifar10_jpeg"))
 
@@ -29,9 +31,7 @@ def one_thread():
 
 
 def build(dtype=torch.float32, **params):
-    cls = get_problem("deq")
-    p = cls.Params(**{**TINY, **params})
-    return cls(p, torch.Generator().manual_seed(p.seed)).to("cpu", dtype)
+    return build_problem("deq", dtype, **{**TINY, **params})
 
 
 def test_broyden_solves_a_batched_nonlinear_fixed_point():

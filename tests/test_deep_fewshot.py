@@ -11,8 +11,10 @@ from torch.func import grad
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.registry import get_problem, get_solver
+from benchopt_bilevel.registry import get_solver
 from benchopt_bilevel.runner import Cell, RunConfig, run_cell
+
+from conftest import build_problem
 
 # Small networks on few images: one thread avoids thread contention on a shared CI machine.
 TINY = dict(width=0.125, n_query=3, n_test_episodes=3, eval_inner_steps=2)
@@ -27,9 +29,7 @@ def one_thread():
 
 
 def build(dtype=torch.float32, **params):
-    cls = get_problem("fewshot")
-    p = cls.Params(**{**TINY, **params})
-    return cls(p, torch.Generator().manual_seed(p.seed)).to("cpu", dtype)
+    return build_problem("fewshot", dtype, **{**TINY, **params})
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,15 @@ from click.testing import CliRunner
 from benchopt_bilevel import rng
 from benchopt_bilevel.cli import main
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.registry import get_problem, get_solver
+from benchopt_bilevel.registry import get_solver
 
-from conftest import assert_oracles_match_autograd
+from conftest import assert_oracles_match_autograd, build_problem
 
 SMALL = dict(n_train_max=640, batch_size=32)
 
 
 def build(dtype=torch.float64, **params):
-    cls = get_problem("hypercleaning")
-    p = cls.Params(**{**SMALL, **params})
-    return cls(p, torch.Generator().manual_seed(p.seed)).to("cpu", dtype)
+    return build_problem("hypercleaning", dtype, **{**SMALL, **params})
 
 
 @pytest.fixture(scope="module")

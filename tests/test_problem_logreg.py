@@ -11,18 +11,16 @@ from benchopt_bilevel import rng
 from benchopt_bilevel.cli import main
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.registry import get_problem, get_solver
+from benchopt_bilevel.registry import get_solver
 from benchopt_bilevel.runner import Cell, validate
 
-from conftest import assert_hypergradient_matches_finite_differences, assert_oracles_match_autograd
+from conftest import assert_hypergradient_matches_finite_differences, assert_oracles_match_autograd, build_problem
 
 SMALL = dict(n_train_max=640, batch_size=32)
 
 
 def build(dtype=torch.float64, **params):
-    cls = get_problem("logreg")
-    p = cls.Params(**{**SMALL, **params})
-    return cls(p, torch.Generator().manual_seed(p.seed)).to("cpu", dtype)
+    return build_problem("logreg", dtype, **{**SMALL, **params})
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +45,20 @@ def test_shapes_and_split(problem):
     other = build(seed=1)
     assert not torch.equal(problem.train, other.train), "the seed must fix the split"
     assert torch.equal(problem.train, build().train)
+
+
+def test_validation_on_the_test_file():
+    # The JAX benchmark's protocol: every (kept) training row in g, the whole test file in f.
+    problem = build(validation="test")
+    assert problem.train.shape == (20, 32, 22)  # 640 rows, none held out
+    assert problem.val.shape == (91_701 // 32, 32, 22)
+    metrics = problem.evaluate(torch.full((22,), -2.0, dtype=torch.float64), problem.y_star(torch.full((22,), -2.0, dtype=torch.float64)))
+    assert metrics["val_loss"] == pytest.approx(metrics["test_loss"], rel=1e-3)  # same rows, fewer than a block dropped
+
+
+def test_a_zero_model_is_wrong_on_every_row(problem):
+    metrics = problem.evaluate(torch.zeros(22, dtype=torch.float64), torch.zeros(22, dtype=torch.float64))
+    assert metrics["val_accuracy"] == metrics["test_accuracy"] == 0.0
 
 
 @pytest.mark.parametrize("batch", [torch.tensor(3), None], ids=["block", "full"])
@@ -140,6 +152,8 @@ def test_bad_parameters_fail_before_running():
         validate(Cell("logreg", "soba", {"dataset": "ijcnn"}, {}, seed=0))
     with pytest.raises(UserError, match="val_fraction"):
         validate(Cell("logreg", "soba", {"val_fraction": 1.5}, {}, seed=0))
+    with pytest.raises(UserError, match="validation must be one of split, test"):
+        validate(Cell("logreg", "soba", {"validation": "val"}, {}, seed=0))
     with pytest.raises(ValueError, match="binary"):
         build(dataset="mnist_5k")
 

@@ -8,19 +8,16 @@ import pytest
 import torch
 
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.registry import get_problem
 from benchopt_bilevel.runner import Cell, RunConfig, run_cell
 
-from conftest import assert_hypergradient_matches_finite_differences, assert_oracles_match_autograd
+from conftest import assert_hypergradient_matches_finite_differences, assert_oracles_match_autograd, build_problem
 
 pytest.importorskip("sklearn")
 SMALL = dict(dataset="digits", n_train_max=640, batch_size=32)
 
 
 def build(dtype=torch.float64, **params):
-    cls = get_problem("logreg_multiclass")
-    p = cls.Params(**{**SMALL, **params})
-    return cls(p, torch.Generator().manual_seed(p.seed)).to("cpu", dtype)
+    return build_problem("logreg_multiclass", dtype, **{**SMALL, **params})
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from benchopt_bilevel.registry import get_problem
 from benchopt_bilevel.results import load_results
 from benchopt_bilevel.runner import Cell, RunConfig, run_cell
 
+from conftest import build_problem
+
 # Small enough to build in well under a second; the box cuts 3 of the 5 coordinates at x*.
 SMALL = dict(n_inner=64, n_outer=64, dim_x=5, dim_y=5, batch_size=8, noise=0.1,
              mu_inner=5.0, L_inner=8.0, mu_outer=0.5, L_outer=1.0)
@@ -21,9 +23,7 @@ MEDIUM = dict(n_inner=64, n_outer=64, dim_x=10, dim_y=30, batch_size=8)
 
 
 def build(dtype=torch.float64, **overrides):
-    cls = get_problem("quadratic_box")
-    params = cls.Params(**{**SMALL, **overrides})
-    return cls(params, torch.Generator().manual_seed(params.seed)).to("cpu", dtype)
+    return build_problem("quadratic_box", dtype, **{**SMALL, **overrides})
 
 
 @pytest.fixture(scope="module")

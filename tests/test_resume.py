@@ -16,7 +16,6 @@ import pytest
 from benchopt_bilevel import provenance
 from benchopt_bilevel.benchmark import expand, run_benchmark
 from benchopt_bilevel.config import BenchmarkSpec
-from benchopt_bilevel.executors.base import Executor
 from benchopt_bilevel.executors.inline import InlineExecutor
 from benchopt_bilevel.registry import get_problem, get_solver
 from benchopt_bilevel.results import load_results, write_run

@@ -1,7 +1,6 @@
 """The runner: what is timed, the evaluation schedule, the stop rules and status rows."""
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
