@@ -87,7 +87,8 @@ def run_benchmark(cells: list[Cell], config: RunConfig, output_dir: str | Path,
             label = f"{final['problem']} {final['solver']} seed={final['seed']}"
             progress.update(bar, description=label)
             if not console.is_terminal:  # plain progress lines for logs and CI
+                why = "" if final["status"] == "ok" else f": {str(final.get('message') or '').splitlines()[0][:160]}"
                 console.print(f"[{index + 1}/{len(tasks)}] {label}: {final['status']} ({final.get('stop_reason', '')}) "
-                              f"at {time.perf_counter() - start:.1f}s", highlight=False)
+                              f"at {time.perf_counter() - start:.1f}s{why}", highlight=False, markup=False)
             progress.advance(bar)
     return pd.concat(tables, ignore_index=True, sort=False) if tables else pd.DataFrame()

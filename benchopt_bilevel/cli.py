@@ -180,9 +180,12 @@ def _load(directory: str):
 
 
 def _print_summary(results) -> None:
-    from .summary import summarize, summary_table  # noqa: PLC0415
+    from .summary import failure_notes, summarize, summary_table  # noqa: PLC0415
 
-    console.print(summary_table(summarize(results)))
+    summary = summarize(results)
+    console.print(summary_table(summary))
+    for note in failure_notes(summary):
+        console.print(note, highlight=False, markup=False)
 
 
 @main.command()

@@ -72,3 +72,18 @@ def summary_table(summary: pd.DataFrame) -> Table:
                             for p, g in summary.groupby("problem"))
         table.caption = f"target — {targets}; time = synchronized seconds of solver steps (evaluation excluded)"
     return table
+
+
+def failure_notes(summary: pd.DataFrame, width: int = 320) -> list[str]:
+    """One line per (problem, solver) whose runs did not all end `ok`: the first run's message
+    (why it failed, or was skipped), so the table never hides a reason. A longer message keeps
+    its head and its tail (where the remedy usually is) within `width` characters."""
+    notes = []
+    for _, line in summary.iterrows():
+        if line["status"] == "ok" or not line["message"]:
+            continue
+        message = " ".join(str(line["message"]).split())
+        if len(message) > width:
+            message = message[:width // 3] + " … " + message[-(width - width // 3 - 3):]
+        notes.append(f"{line['problem']} {line['solver']} ({line['status']}): {message}")
+    return notes

@@ -3,6 +3,8 @@ cache hits, offline mode, site mirror, `fetch --from`."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 from conftest_data import gzip_bytes, idx_bytes
 
 from benchopt_bilevel.data import DataError, RemoteFile, import_local, resolve
-from benchopt_bilevel.data.download import download, want_progress
+from benchopt_bilevel.data.download import _is_permanent, download, want_progress
 
 pytest_plugins = ["conftest_data"]  # fixtures: cache, data_server
 
@@ -88,6 +90,13 @@ def test_dropped_connection_is_retried_and_leaves_no_partial_file(cache, data_se
     assert r.path.read_bytes() == PAYLOAD
     assert data_server.requests["images.gz"] == 2
     assert leftovers(cache) == ["images.gz"]
+
+
+def test_unresolvable_host_is_not_retried():
+    # No network (or a wrong host): retrying a failed name lookup within seconds never helps.
+    assert _is_permanent(urllib.error.URLError(socket.gaierror(-2, "Name or service not known")))
+    assert not _is_permanent(urllib.error.URLError(ConnectionResetError()))
+    assert not _is_permanent(urllib.error.HTTPError("http://x", 503, "busy", {}, None))
 
 
 def test_dropped_every_time_gives_one_clear_error_and_empty_cache(cache, data_server):

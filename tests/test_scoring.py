@@ -9,7 +9,7 @@ import pytest
 
 from benchopt_bilevel import scoring
 from benchopt_bilevel.errors import UserError
-from benchopt_bilevel.summary import summarize
+from benchopt_bilevel.summary import failure_notes, summarize
 
 CPU = ("cpu", "Test CPU")
 GPU = ("cuda", "Test GPU")
@@ -222,6 +222,15 @@ def test_show_uses_the_same_time_to_target():
     runs = scoring.run_table(results)
     assert line["time_to_target"] == scoring.median(runs["time_to_target"]) == 2.0
     assert line["reached"] == 2 and line["runs"] == 2
+
+
+def test_summary_names_why_a_solver_failed():
+    failed = run_rows("b0", "quadratic", "B", 0, [0.0], [1.0], status="error")
+    failed[0]["message"] = "DataError: could not download x.gz (" + "mirror; " * 60 + ") place it at /cache/x.gz"
+    results = table(reaching_at(1.0, "a0", "quadratic", "A", 0), failed)
+    notes = failure_notes(summarize(results))
+    assert len(notes) == 1 and notes[0].startswith("quadratic B (error): DataError: could not download")
+    assert notes[0].endswith("place it at /cache/x.gz") and len(notes[0]) < 360  # head and remedy kept
 
 
 def test_the_same_run_on_two_machines_is_two_runs():

@@ -11,6 +11,7 @@ import http.client
 import logging
 import os
 import sys
+import socket
 import tempfile
 import time
 import urllib.error
@@ -88,7 +89,12 @@ def fetch_to_temp(url: str, folder: Path, name: str, *, timeout: float,
 
 
 def _is_permanent(exc: BaseException) -> bool:
-    return isinstance(exc, urllib.error.HTTPError) and exc.code in PERMANENT_HTTP
+    """Not worth a retry: a permanent HTTP status, or a host name that does not resolve (no
+    network, or a wrong address: retrying within seconds changes neither)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in PERMANENT_HTTP
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, socket.gaierror)
 
 
 def _describe(exc: BaseException) -> str:
@@ -129,9 +135,10 @@ def download(file: RemoteFile, dest: Path, *, urls: Sequence[str] | None = None,
                 tmp = fetch_to_temp(url, folder, file.name, timeout=timeout, progress=show)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 # ValueError: malformed URL; OSError covers URLError, timeouts, resets.
-                failures.append(f"{url}: {_describe(exc)}")
                 log.info("download of %s from %s failed (%s)", file.name, url, _describe(exc))
                 if _is_permanent(exc) or isinstance(exc, ValueError) or attempt == retries:
+                    tries = f" ({attempt + 1} tries)" if attempt else ""
+                    failures.append(f"{url}: {_describe(exc)}{tries}")  # one entry per mirror
                     break
                 time.sleep(backoff * 2 ** attempt)
                 continue
