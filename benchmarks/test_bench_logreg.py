@@ -4,12 +4,13 @@
 `make benchmarks` or `pytest benchmarks/test_bench_logreg.py --benchmark-only`; not part of the
 test suite (timings on shared machines are noisy).
 
-- test_step_time[solver-eager|compiled]: µs per step (per iteration for SRBA, whose step is a
-  whole period) as the runner records it (synchronized clock, batch sampling included,
-  evaluation excluded), with a compiled step (`compile=True`) next to eager; the compile time
-  goes to extra_info, never into the step time.
-- test_step_time_unrolled[8|32]: SOBA with 8 or 32 steps per compiled graph (`compile_steps`):
-  the per-call cost of a compiled function is shared by the steps of the graph.
+- test_step_time[solver-eager|compiled|aot]: µs per step (per iteration for SRBA, whose step is
+  a whole period) as the runner records it (synchronized clock, batch sampling included,
+  evaluation excluded), with a compiled step (`compile=True`: torch.compile, or AOTInductor
+  with `compile_backend="aot"`) next to eager; the compile time goes to extra_info, never into
+  the step time.
+- test_step_time_unrolled[8|32-inductor|aot]: SOBA with 8 or 32 steps per compiled graph
+  (`compile_steps`): the per-call cost of a compiled function is shared by the steps of the graph.
 - test_quality[solver]: h(x) = validation loss at the exact y*(x) after QUALITY_SECONDS of
   solver time (20 s as in the issue; BENCH_LOGREG_SECONDS overrides it for a quick look), on
   the reference's protocol (QUALITY_PROBLEM below); BENCH_LOGREG_COMPILE_STEPS=K runs it
@@ -68,13 +69,16 @@ def _run(name: str, problem_params: dict | None = None, solver_params: dict | No
     return {"first": table.iloc[0], "last": last}
 
 
-@pytest.mark.parametrize("mode", ["eager", "compiled"])
+MODES = {"eager": {}, "compiled": {"compile": True}, "aot": {"compile": True, "compile_backend": "aot"}}
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", SOLVERS)
 def test_step_time(benchmark, name, mode):
     rows = {}
 
     def measure():
-        rows.update(_run(name, max_time=STEP_SECONDS, n_evals=3, compile=mode == "compiled"))
+        rows.update(_run(name, max_time=STEP_SECONDS, n_evals=3, **MODES[mode]))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     last = rows["last"]
@@ -88,13 +92,15 @@ def test_step_time(benchmark, name, mode):
                                 threads=torch.get_num_threads())
 
 
+@pytest.mark.parametrize("backend", ["inductor", "aot"])
 @pytest.mark.parametrize("compile_steps", [8, 32])
-def test_step_time_unrolled(benchmark, compile_steps):
+def test_step_time_unrolled(benchmark, compile_steps, backend):
     """SOBA with `compile_steps` steps per compiled graph (the chunked path of docs/compile.md)."""
     rows = {}
 
     def measure():
-        rows.update(_run("soba", max_time=STEP_SECONDS, n_evals=3, compile=True, compile_steps=compile_steps))
+        rows.update(_run("soba", max_time=STEP_SECONDS, n_evals=3, compile=True, compile_steps=compile_steps,
+                         compile_backend=backend))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     last = rows["last"]

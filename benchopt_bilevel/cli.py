@@ -88,6 +88,9 @@ def list_command(what: str) -> None:
 @click.option("--compile-steps", type=int, default=None,
               help="with --compile: steps unrolled into one compiled graph (default 1; 8 to 32 for "
                    "problems whose step is tiny, at the price of a longer compilation).")
+@click.option("--compile-backend", type=click.Choice(["inductor", "aot"]), default=None,
+              help="with --compile: torch.compile (default), or aot: torch.export + AOTInductor on the CPU "
+                   "(a few µs per call instead of ~35; docs/compile.md).")
 @click.option("--target", type=float, default=None,
               help="target value for --stop-at-target (show, score and the leaderboard keep the problem's documented target; `score --target` overrides theirs).")
 @click.option("--stop-at-target", is_flag=True, default=None, help="stop a run when it reaches the target.")
@@ -115,7 +118,7 @@ def list_command(what: str) -> None:
 @click.option("--slurm-option", "slurm_options", multiple=True, metavar="KEY=VALUE",
               help="any other sbatch option, e.g. account=abc or qos=short; repeatable.")
 def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device, dtype, compile_, chunk_steps,
-        compile_steps, target, stop_at_target, output, config_path, jobs, executor, timeout, threads, force, slurm_partition,
+        compile_steps, compile_backend, target, stop_at_target, output, config_path, jobs, executor, timeout, threads, force, slurm_partition,
         slurm_cpus, slurm_mem_gb, slurm_array_parallelism, slurm_options) -> None:
     """Run a benchmark; with no problem and no solver, the embedded default.
 
@@ -123,7 +126,8 @@ def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device
     interrupted benchmark resumes where it stopped."""
     config = load_config(config_path) if config_path else {}
     cli_values = {"max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
-                  "dtype": dtype, "compile": compile_, "chunk_steps": chunk_steps, "compile_steps": compile_steps, "target": target,
+                  "dtype": dtype, "compile": compile_, "chunk_steps": chunk_steps, "compile_steps": compile_steps,
+                  "compile_backend": compile_backend, "target": target,
                   "stop_at_target": stop_at_target}
     values = {**{"max_time": DEFAULT_MAX_TIME}, **config, **{k: v for k, v in cli_values.items() if v is not None}}
     spec = BenchmarkSpec(

@@ -96,3 +96,45 @@ def test_compile_steps_needs_compile():
 
     with pytest.raises(UserError, match="needs --compile"):
         RunConfig(compile_steps=4)
+
+
+def test_ahead_of_time_chunk_matches_eager():
+    # compile_backend="aot": torch.export + AOTInductor, two steps per library call; the
+    # remainder of an odd chunk runs eagerly on the same trajectory, and later chunks reuse
+    # the library built on the first call.
+    cls = get_problem("quadratic")
+    problem = cls(cls.Params(**WELL_CONDITIONED), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
+    oracles, solver = Oracles(problem), get_solver("saba")()
+    with torch.no_grad():
+        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
+        eager = make_chunk(solver, oracles, False, 8, CPU)
+        aot = make_chunk(solver, oracles, True, 8, CPU, unroll=2, backend="aot")
+        expected, got = dict(state), dict(state)
+        for n in (7, 4):
+            expected, got = eager(expected, n), aot(got, n)
+    assert list(got) == list(state)
+    for key in ("x", "y", "v"):
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-9, atol=1e-9)
+
+
+def test_ahead_of_time_run_rows_and_identity():
+    config = RunConfig(max_steps=32, max_time=600, n_evals=3, compile=True, compile_backend="aot", dtype="float64")
+    table = run_cell(Cell("quadratic", "soba", WELL_CONDITIONED), config)
+    final = table.iloc[-1]
+    assert final["status"] == "ok", final["message"]
+    assert bool(final["compiled"]) and final["warmup_time"] > 0 and final["step"] == 32
+    assert final["oracle_hvp"] == 32  # declared counts, as for any compiled run
+    assert '"compile_backend": "aot"' in final["config"]
+    assert "compile_backend" not in cell_identity(Cell("quadratic", "soba"), RunConfig(compile=True))[0]["config"]
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(compile_backend="aot"), "needs --compile"),
+    (dict(compile=True, compile_backend="jit"), "unknown compile backend 'jit'"),
+    (dict(compile=True, compile_backend="aot", device="cuda"), "is for the CPU"),
+])
+def test_compile_backend_errors(values, message):
+    from benchopt_bilevel.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        RunConfig(**values)
