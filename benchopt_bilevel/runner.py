@@ -173,12 +173,7 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, dev
             return state
 
         if backend == "aot":
-            compiled: list[Callable[[State], State]] = []
-
-            def step(oracles_: Oracles, state: State) -> State:
-                if not compiled:  # built for the first state's shapes (the warm-up's copy)
-                    compiled.append(compile_ahead(lambda s: steps(oracles_, s), state))
-                return compiled[0](state)
+            step = _ahead_of_time_on_first_call(steps)
         else:
             step = torch.compile(steps, fullgraph=False, mode="reduce-overhead" if device.type == "cuda" else None)
 
@@ -190,6 +185,19 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, length: int, dev
         return state
 
     return chunk
+
+
+def _ahead_of_time_on_first_call(steps: Callable[[Oracles, State], State]) -> Callable[[Oracles, State], State]:
+    """`steps`, compiled by AOTInductor for the shapes of the first state it is called with (the
+    warm-up's copy, so compilation lands in `warmup_time`)."""
+    compiled: list[Callable[[State], State]] = []
+
+    def step(oracles: Oracles, state: State) -> State:
+        if not compiled:
+            compiled.append(compile_ahead(lambda s: steps(oracles, s), state))
+        return compiled[0](state)
+
+    return step
 
 
 def _peak_memory(device: torch.device) -> int:
