@@ -24,6 +24,8 @@ from benchopt_bilevel import inner, rng
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
+from ._stochastic_neumann import random_neumann_product
+
 
 @dataclass
 class BSAParams:
@@ -37,18 +39,6 @@ class BSAParams:
     def __post_init__(self):
         if self.n_inner_steps < 1 or self.n_neumann_terms < 1:
             raise ValueError("need n_inner_steps >= 1 and n_neumann_terms >= 1")
-
-
-def random_neumann_product(oracles, x, y, b, key, n_terms: int, step: float):
-    """N η Π_{j=1}^{p} (I − η H_j) b with p ~ U{0..N−1}; fresh batch per product, masked loop."""
-    key, k_length = rng.split(key)
-    length = rng.randint(k_length, n_terms)
-    v = b
-    for j in range(1, n_terms):
-        key, k_hvp = rng.split(key)
-        updated = v - step * oracles.hvp_inner(x, y, v, oracles.sample_inner(k_hvp))
-        v = torch.where(length >= j, updated, v)
-    return n_terms * step * v, key
 
 
 class BSA(Solver):
@@ -76,6 +66,6 @@ class BSA(Solver):
         y, key = inner.sgd(oracles, x, state["y"], state["key"], p.n_inner_steps, alpha)
         key, k_outer, k_cross = rng.split(key, 3)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, oracles.sample_outer(k_outer))
-        v, key = random_neumann_product(oracles, x, y, grad_y_f, key, p.n_neumann_terms, p.step_inner)
+        (v,), key = random_neumann_product(oracles, [(x, y)], [grad_y_f], key, p.n_neumann_terms, p.step_inner)
         d = grad_x_f - oracles.cross_inner(x, y, v, oracles.sample_inner(k_cross))
         return {"x": x - gamma * d, "y": y, "key": key, "t": t + 1, "hypergradient": d}
