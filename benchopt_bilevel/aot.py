@@ -45,7 +45,10 @@ def compile_ahead(steps: Callable[[State], State], example: State) -> Callable[[
     # torch's own deprecation notices from inside export/packaging say nothing to a user.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        program = torch.export.export(_FlatSteps(steps, keys), tuple(example[k] for k in keys), strict=False)
+        # Distinct copies: export would merge two entries holding the same tensor (SABA's or
+        # BiAdam's initial state shares one between two keys) into one input for good.
+        inputs = tuple(example[k].clone() for k in keys)
+        program = torch.export.export(_FlatSteps(steps, keys), inputs, strict=False)
         with tempfile.TemporaryDirectory(prefix="benchopt-bilevel-aot-") as folder:
             package = torch._inductor.aoti_compile_and_package(program, package_path=str(Path(folder) / "steps.pt2"))
             runner = torch._inductor.aoti_load_package(package).loader  # the library stays loaded
