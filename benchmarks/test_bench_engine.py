@@ -6,7 +6,8 @@ machines are noisy, so targets here are ratios measured within one run).
 - per-step time of each default solver (eager), with its oracle-normalized cost in extra_info;
 - the runner's overhead: its recorded solver time for N steps against a bare loop of the same N
   steps (target ≤ 1.02: the harness adds chunking, not work);
-- eager against a compiled chunk for SOBA (compile time reported, not hidden).
+- eager against a compiled chunk for SOBA (compile time reported, not hidden);
+- the per-call cost of a two-add function: eager, torch.compile, and ahead of time (aot.py).
 """
 from __future__ import annotations
 
@@ -89,3 +90,29 @@ def test_compiled_chunk(benchmark):
     benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info.update(eager_us=rows[False][0], compiled_us=rows[True][0], compile_s=rows[True][1],
                                 speedup=rows[False][0] / rows[True][0])
+
+
+def _two_adds(state):
+    return {"t": state["t"] + 1, "x": state["x"] * 0.5 + 1.0}
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor", "aot"])
+def test_call_overhead(benchmark, backend):
+    """µs per call of a function of two adds: what a compiled step pays on top of its kernels
+    (torch.compile: dynamo's guards and AOTAutograd's wrappers; aot: the library's runner)."""
+    from benchopt_bilevel.aot import compile_ahead
+
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+
+    inductor_config.cpp_wrapper = True  # as the runner compiles on the CPU
+    state = {"t": torch.zeros((), dtype=torch.int64), "x": torch.zeros(22)}
+    torch._dynamo.reset()
+    fn = {"eager": lambda: _two_adds, "inductor": lambda: torch.compile(_two_adds),
+          "aot": lambda: compile_ahead(_two_adds, state)}[backend]()
+    with torch.no_grad():
+        for _ in range(20):  # compiles (inductor) and warms up
+            state = fn(state)
+        result = benchmark(fn, state)
+    assert int(result["t"]) == 21
+    benchmark.extra_info.update(us_per_call=1e6 * benchmark.stats.stats.mean)
