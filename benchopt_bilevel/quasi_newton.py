@@ -29,6 +29,8 @@ Tensor = torch.Tensor
 History = dict[str, Tensor]
 
 
+ROUND_OFF_STEPS = 1e3  # a step below this many ulps of its iterate carries no curvature
+
 def lbfgs_init(like: Tensor, memory: int) -> History:
     """An empty history of `memory` pairs for vectors shaped like `like`."""
     if memory < 1:
@@ -39,14 +41,20 @@ def lbfgs_init(like: Tensor, memory: int) -> History:
             "count": torch.zeros((), dtype=torch.int64, device=like.device)}
 
 
-def lbfgs_update(history: History, s: Tensor, dg: Tensor) -> History:
-    """The history with the pair (s, dg) written in the next slot; unchanged when sᵀdg ≤ 0."""
+def lbfgs_update(history: History, s: Tensor, dg: Tensor, point: Tensor | None = None) -> History:
+    """The history with the pair (s, dg) written in the next slot; unchanged when sᵀdg ≤ 0, or
+    when s is within round-off of `point` (the iterate it moves from), if given."""
     s, dg = s.reshape(-1), dg.reshape(-1)
     memory = history["rho"].shape[0]
     curvature = torch.dot(s, dg)
     # Positive curvature, relative to the pair's size so that round-off pairs are skipped too.
     eps = torch.finfo(s.dtype).eps
-    accept = curvature > eps * torch.linalg.vector_norm(s) * torch.linalg.vector_norm(dg)
+    s_norm = torch.linalg.vector_norm(s)
+    accept = curvature > eps * s_norm * torch.linalg.vector_norm(dg)
+    if point is not None:
+        # Once the iterates have converged, s and dg are differences of round-off: a pair with
+        # curvature ~1e-31 would enter with ρ ~ 1e31 and make H noise in its direction.
+        accept = accept & (s_norm > ROUND_OFF_STEPS * eps * (1.0 + torch.linalg.vector_norm(point)))
     slot = torch.remainder(history["count"], memory)
     write = (torch.arange(memory, device=s.device) == slot) & accept  # (m,) one-hot or empty
     rho = 1.0 / torch.where(accept, curvature, torch.ones_like(curvature))
@@ -104,7 +112,7 @@ def lbfgs_minimize(grad_fn: Callable[[Tensor], Tensor], y: Tensor, history: Hist
     for t in range(n_steps):
         grad = grad_fn(y)
         if t > 0:  # a Python int: the same branch at every call
-            history = lbfgs_update(history, y - y_prev, grad - grad_prev)
+            history = lbfgs_update(history, y - y_prev, grad - grad_prev, point=y_prev)
         y_prev, grad_prev = y, grad
         y = y - lbfgs_apply(history, grad, h0)
     return y, history

@@ -81,7 +81,7 @@ class SHINE(Solver):
         if p.opa:
             u = p.opa_step * v
             grad_change = oracles.grad_inner_y(x, y + u, None) - oracles.grad_inner_y(x, y, None)
-            history = lbfgs_update(history, u, grad_change)
+            history = lbfgs_update(history, u, grad_change, point=y)
             v = lbfgs_apply(history, grad_y_f, h0=p.step_inner)
         if p.refine > 0:
             v = conjugate_gradient(lambda w: oracles.hvp_inner(x, y, w, None), grad_y_f, v0=v, maxiter=p.refine)

@@ -106,6 +106,16 @@ def test_negative_curvature_pair_is_skipped():
     torch.testing.assert_close(lbfgs_apply(history, g), g)
 
 
+def test_round_off_pair_of_a_converged_iterate_is_skipped():
+    # s at the round-off of the point it moves from: curvature ~1e-31 would give ρ ~ 1e31.
+    y = torch.full((4,), 0.3, dtype=torch.float64)
+    s = torch.tensor([1e-16, -1e-16, 2e-16, 0.0], dtype=torch.float64)
+    history = lbfgs_init(y, 2)
+    assert int(lbfgs_update(history, s, 5 * s)["count"]) == 1  # without a point: accepted
+    assert int(lbfgs_update(history, s, 5 * s, point=y)["count"]) == 0
+    assert int(lbfgs_update(history, 1e-6 * s / s.norm(), 5e-6 * s / s.norm(), point=y)["count"]) == 1
+
+
 def test_circular_buffer_keeps_the_last_pairs():
     history = lbfgs_init(torch.zeros(3, dtype=torch.float64), 2)
     for k in range(1, 4):  # three pairs into two slots: slot 0 is overwritten by the third
