@@ -9,22 +9,27 @@ import torch._dynamo
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.registry import get_problem, get_solver
+from benchopt_bilevel.registry import get_solver
 from benchopt_bilevel.runner import Cell, RunConfig, cell_identity, make_chunk, run_cell
 
-from conftest import WELL_CONDITIONED
+from conftest import WELL_CONDITIONED, build_quadratic
 
 CPU = torch.device("cpu")
 
 
+def _start(name: str):
+    """Oracles of the small float64 quadratic, the solver `name` and its initial state."""
+    problem = build_quadratic()
+    oracles, solver = Oracles(problem), get_solver(name)()
+    with torch.no_grad():
+        return oracles, solver, solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
+
+
 @pytest.mark.parametrize("name", ["soba"])
 def test_compiled_chunk_matches_eager(name):
-    cls = get_problem("quadratic")
-    problem = cls(cls.Params(**WELL_CONDITIONED), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
-    oracles, solver = Oracles(problem), get_solver(name)()
+    oracles, solver, state = _start(name)
     torch._dynamo.reset()
     with torch.no_grad():
-        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
         eager = make_chunk(solver, oracles, False, 8, CPU)
         compiled = make_chunk(solver, oracles, True, 8, CPU)
         expected, got = dict(state), dict(state)
@@ -68,11 +73,8 @@ def test_compiling_leaves_run_identities_unchanged():
 def test_unrolled_compiled_chunk_matches_eager():
     # `compile_steps`: several steps in one compiled graph give the eager iterates; a remainder
     # (n not a multiple of the unroll) runs eagerly and stays on the same trajectory.
-    cls = get_problem("quadratic")
-    problem = cls(cls.Params(**WELL_CONDITIONED), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
-    oracles, solver = Oracles(problem), get_solver("soba")()
+    oracles, solver, state = _start("soba")
     with torch.no_grad():
-        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
         expected = make_chunk(solver, oracles, False, 8, CPU)(dict(state), 7)
         got = make_chunk(solver, oracles, True, 8, CPU, unroll=2)(dict(state), 7)
     assert int(got["t"]) == 7
@@ -102,11 +104,8 @@ def test_ahead_of_time_chunk_matches_eager():
     # compile_backend="aot": torch.export + AOTInductor, two steps per library call; the
     # remainder of an odd chunk runs eagerly on the same trajectory, and later chunks reuse
     # the library built on the first call.
-    cls = get_problem("quadratic")
-    problem = cls(cls.Params(**WELL_CONDITIONED), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
-    oracles, solver = Oracles(problem), get_solver("saba")()
+    oracles, solver, state = _start("saba")
     with torch.no_grad():
-        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
         eager = make_chunk(solver, oracles, False, 8, CPU)
         aot = make_chunk(solver, oracles, True, 8, CPU, unroll=2, backend="aot")
         expected, got = dict(state), dict(state)
