@@ -10,11 +10,14 @@ Conventions (g = inner, f = outer, v has the shape of y, u the shape of x):
     hvp_inner(x, y, v)     = ∇²_yy g · v          (shape of y)
     cross_inner(x, y, v)   = ∇²_xy g · v          (shape of x)
     cross_t_inner(x, y, u) = ∇²_yx g · u          (shape of y)
+    fixed_point_map(x, y)  = T(x, y), whose fixed point is y*(x)  (the problem's `inner_map`, or
+                             the gradient step y − α ∇_y g)
+    y_start(x)             = where the inner problem of a batch starts
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch.func import grad, jvp, vjp
@@ -39,7 +42,7 @@ class Oracles:
         # Static facts about the problem a step may branch on (Python values, never tensors).
         self.episodic: bool = problem.episodic  # one inner problem per batch (task or image batch)
         self.constrained: bool = problem.constrained  # y must stay feasible (project_y)
-        self.state_rows: int = getattr(problem, "state_rows", 1)  # independent rows of y (DEQ batch)
+        self.y_rows: int = problem.y_rows  # y as (y_rows, -1): rows a root finder may solve apart
         self._autograd = autograd
         g, f = problem.inner, problem.outer
         self._grad_g_y = grad(g, argnums=1)
@@ -62,10 +65,11 @@ class Oracles:
     def reset_counts(self) -> None:
         self.calls.clear()
 
-    def total_calls(self) -> float:
-        """All calls, a full-batch call weighing as many as the mini-batch blocks it covers."""
+    def total_calls(self, counts: Mapping[str, float] | None = None) -> float:
+        """All calls (`counts`, by default the calls so far), a full-batch call weighing as many
+        as the mini-batch blocks it covers."""
         total = 0.0
-        for kind, count in self.calls.items():
+        for kind, count in (self.calls if counts is None else counts).items():
             if kind.endswith("_full"):
                 weight = self.n_outer_batches if "outer" in kind else self.n_inner_batches
                 total += count * weight
@@ -85,27 +89,31 @@ class Oracles:
         return self.problem.project_y(y)
 
     def y_start(self, x: Tensor, batch: Tensor | None) -> Tensor:
-        """Start of the inner problem of `batch` (per task on episodic problems; not counted)."""
+        """Start of the inner problem of `batch` (per batch on episodic problems; not counted)."""
         return self.problem.y_start(x, batch)
 
     def y_start_vjp(self, x: Tensor, batch: Tensor | None, w: Tensor) -> Tensor:
-        """wᵀ ∂y_start/∂x (x-shaped): how a task's start moves with x (MAML's φ_0 = θ)."""
+        """wᵀ ∂y_start/∂x (x-shaped): how the start moves with x, for a method that differentiates
+        through the whole inner path. Not counted, like `y_start`: it involves neither f nor g."""
         _, pullback = vjp(lambda x_: self.problem.y_start(x_, batch), x)
         return pullback(w)[0]
 
-    # -- fixed-point view of the inner problem ---------------------------------------------------
+    # -- the inner problem as a fixed point y = T(x, y) -----------------------------------------
+    # T is the problem's `inner_map` when it states one, else the gradient step y − step ∇_y g
+    # (`step` is the solver's and is ignored by a problem's own map). An evaluation of T is
+    # counted as a grad_inner call and a vjp of T as an hvp (its y part) and a cross call (its x
+    # part), what they cost for the gradient step.
     def fixed_point_map(self, x: Tensor, y: Tensor, batch: Tensor | None, step: float) -> Tensor:
-        """T(x, y) whose fixed point is y*(x): the problem's own `inner_map` when it has one
-        (a DEQ layer), else the gradient step y − step ∇_y g. One grad_inner call."""
-        own = getattr(self.problem, "inner_map", None)
+        """T(x, y), whose fixed point is y*(x): one grad_inner call."""
+        own = self.problem.inner_map
         if own is None:
             return y - step * self.grad_inner_y(x, y, batch)
         self._count("grad_inner", batch)
         return own(x, y, batch)
 
     def fixed_point_vjp_y(self, x: Tensor, y: Tensor, w: Tensor, batch: Tensor | None, step: float) -> Tensor:
-        """∂_y Tᵀ w alone (a backward fixed-point iteration): one hvp call."""
-        own = getattr(self.problem, "inner_map", None)
+        """∂_y Tᵀ w alone (one iteration of a backward fixed-point solve): one hvp call."""
+        own = self.problem.inner_map
         if own is None:
             return w - step * self.hvp_inner(x, y, w, batch)
         self._count("hvp", batch)
@@ -114,8 +122,8 @@ class Oracles:
 
     def fixed_point_vjp(self, x: Tensor, y: Tensor, w: Tensor, batch: Tensor | None,
                         step: float) -> tuple[Tensor, Tensor]:
-        """(∂_y Tᵀ w, ∂_x Tᵀ w) of `fixed_point_map`: one hvp + one cross call (one vjp)."""
-        own = getattr(self.problem, "inner_map", None)
+        """(∂_y Tᵀ w, ∂_x Tᵀ w) from one vjp of T: one hvp and one cross call."""
+        own = self.problem.inner_map
         if own is None:
             hvp, cross = self.hvp_cross_inner(x, y, w, batch)
             return w - step * hvp, -step * cross

@@ -8,16 +8,26 @@ data are shuffled once when the problem is built; block b is rows [b * batch_siz
 batch_size)), or `None` for the full batch. Blocks make sampling a pure tensor operation and give
 variance-reduced methods a natural per-block memory, as in the reference JAX benchmark.
 
-Optional methods the engine uses when present:
+Optional pieces, each with a default:
 - hand-derived oracles with the names of `Oracles` (`grad_inner_y`, `hvp_inner`, ...): faster than
   autograd, checked against it in the tests;
 - exact quantities (`y_star`, `value`, `hypergradient`, `v_star`, `x_star`), used by `evaluate`;
-- `project_y(y)` for a constrained lower level (identity otherwise).
+- `project_y(y)` for a constrained lower level (identity otherwise);
+- `y_start(x, batch)`: where the inner problem of a batch starts (default: the constant y0());
+  methods that differentiate through the inner path also differentiate this start;
+- `inner_map(x, y, batch)`: a map T whose fixed point is y*(x), when the problem is naturally
+  stated as y = T(x, y) (an implicit layer); without one, fixed-point methods use the gradient
+  step T(x, y) = y − α ∇_y g(x, y) with their own α;
+- `y_rows`: y reshaped to (y_rows, -1) has rows whose inner problems are independent (T maps
+  each row from that row alone), so a root finder may solve each row separately (default 1).
+
+A problem's floating tensors share one dtype and device, `dtype` and `device`: float64 on the CPU
+as built, and the run's once `to(device, dtype)` has moved them (the runner always calls it).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -42,6 +52,9 @@ class Problem:
     # inner and outer objectives must be taken on the same batch, and the inner solution starts
     # afresh for each task from `y_start(x, batch)` (y is not carried across batches).
     episodic: ClassVar[bool] = False
+    # A map T(x, y, batch) whose fixed point is y*(x), when the problem states one (see above).
+    inner_map: ClassVar[Callable[..., torch.Tensor] | None] = None
+    y_rows: int = 1  # independent rows of y (see above)
 
     dim_x: int
     dim_y: int
@@ -50,6 +63,8 @@ class Problem:
 
     def __init__(self, params: Any, generator: torch.Generator) -> None:
         self.params = params
+        self.dtype: torch.dtype = torch.float64
+        self.device: torch.device = torch.device("cpu")
 
     # -- objectives -------------------------------------------------------------------------
     def inner(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
@@ -82,7 +97,7 @@ class Problem:
         return torch.zeros(self.dim_y, dtype=self.dtype, device=self.device)
 
     def y_start(self, x: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
-        """Where the inner problem of `batch` starts (episodic problems; y0 otherwise)."""
+        """Where the inner problem of `batch` starts: a constant by default (y0)."""
         return self.y0()
 
     def project_y(self, y: torch.Tensor) -> torch.Tensor:
@@ -98,22 +113,11 @@ class Problem:
             }
 
     # -- device and dtype ------------------------------------------------------------------
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._first_tensor().dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self._first_tensor().device
-
-    def _first_tensor(self) -> torch.Tensor:
-        for key, value in vars(self).items():
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and key not in self.float64_attributes:
-                return value
-        return torch.empty(0)
-
     def to(self, device: torch.device | str, dtype: torch.dtype) -> "Problem":
-        """Move every tensor attribute to `device`; floating ones are cast to `dtype`."""
+        """Move every tensor attribute to `device`; floating ones are cast to `dtype` (except the
+        exact answers of `float64_attributes`). Both become the problem's `dtype` and `device`."""
+        # The device tensors land on ("cuda" resolves to "cuda:0"), so that it compares equal.
+        self.dtype, self.device = dtype, torch.empty(0, device=device).device
         for key, value in list(vars(self).items()):
             if isinstance(value, torch.Tensor):
                 target_dtype = dtype if value.is_floating_point() else value.dtype

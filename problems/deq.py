@@ -7,10 +7,10 @@ With x = θ (all weights: stem, equilibrium cell, classifier) and a batch b of i
     outer      f(θ, z; b) = cross-entropy of the classifier on z against b's labels
 
 so that h(θ) = E_b f(θ, z_b*(θ)), the DEQ training loss. The problem is episodic: each batch's
-equilibrium starts from z = 0 and is never carried to another batch. It exposes its map as
+equilibrium starts from z = 0 and is never carried to another batch. It states its map T as
 `inner_map` (the engine's fixed-point oracles use it: a Broyden forward evaluates the cell, a
-backward iteration is one vjp of the cell), and `state_rows` = batch size, so that root finders
-treat each sample's state separately. Solvers built on the gradient of g (AID, ITD) also run,
+backward iteration is one vjp of the cell), and `y_rows` = batch size (each image's state is
+its own equilibrium), so that root finders treat each sample's state separately. Solvers built on the gradient of g (AID, ITD) also run,
 on the least-squares form of the same equilibrium.
 
 Backward rules (implicit, SHINE, Jacobian-free, capped) are parameters of the deq-implicit
@@ -123,7 +123,7 @@ class DEQ(Problem):
         self.channel_std = torch.tensor(STD).reshape(1, 3, 1, 1)
         self.state_shapes = self.model.module.state_shapes(p.image_size, p.image_size)
         self.state_size = sum(c * h * w for c, h, w in self.state_shapes)
-        self.state_rows = p.batch_size
+        self.y_rows = p.batch_size
         self.dim_x, self.dim_y = self.model.numel, p.batch_size * self.state_size
         self.n_inner_batches = self.n_outer_batches = n_batches
 

@@ -90,7 +90,6 @@ class LogReg(PenaltySelection):
             raise ValueError(f"logreg needs a binary dataset; {p.dataset} has {split.n_classes} classes")
         split = prepare_features(split, p.standardize, p.intercept)
         train64, val64 = _signed(split.X_train, split.y_train), _signed(split.X_val, split.y_val)
-        # Run-dtype blocks first: the problem's dtype is read from its first floating tensor.
         self.train = blocks(train64.clone(), p.batch_size)
         self.val = blocks(val64.clone(), p.batch_size)
         self.train64, self.val64 = train64, val64

@@ -92,7 +92,6 @@ class LogRegMulticlass(PenaltySelection):
         split = prepare_features(split, p.standardize, p.intercept)
         K = self.n_classes = split.n_classes
         onehot = lambda labels: F.one_hot(labels, K).to(torch.float64)  # noqa: E731
-        # Run-dtype blocks first: the problem's dtype is read from its first floating tensor.
         self.train = blocks(split.X_train.clone(), p.batch_size)
         self.train_labels = blocks(onehot(split.y_train), p.batch_size)
         self.val = blocks(split.X_val.clone(), p.batch_size)

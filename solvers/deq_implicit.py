@@ -1,7 +1,9 @@
 """Deep-equilibrium training: Broyden forward root finding, then a choice of backward rule.
 
-The inner solution is the fixed point y* = T(x, y*) of the problem's own map (a DEQ layer, see
-problems/deq.py) or, on any other problem, of the gradient step T(x, y) = y − α ∇_y g(x, y). Per
+The inner solution is the fixed point y* = T(x, y*) of the problem's own map when it states one
+(its `inner_map`, e.g. a DEQ layer, see problems/deq.py) or, on any other problem, of the
+gradient step T(x, y) = y − α ∇_y g(x, y). Broyden works on y as (y_rows, -1), one inverse
+estimate per independent row (one per image on a DEQ). Per
 step, on one batch (y restarted from y_start on an episodic problem, warm-started otherwise):
 
     forward:   y, H ← Broyden on T(x, y) − y = 0 (forward_iters evaluations of T), H ≈ (J − I)⁻¹
@@ -78,7 +80,7 @@ class DEQImplicit(Solver):
                 "m": torch.zeros_like(x), "s": torch.zeros_like(x), "t": self.counter(x)}
 
     def backward_direction(self, oracles, x, y, batch, grad_y_f, estimate, rows):
-        """w ≈ (I − Jᵀ)⁻¹ ∇_y f by the chosen rule; rows = independent samples of the state."""
+        """w ≈ (I − Jᵀ)⁻¹ ∇_y f by the chosen rule; rows = the independent rows of y."""
         p = self.params
         b = grad_y_f.reshape(rows, -1)
         adjoint_map = lambda w: (oracles.fixed_point_vjp_y(x, y, w.reshape(-1), batch, p.step_inner)  # noqa: E731
@@ -102,7 +104,7 @@ class DEQImplicit(Solver):
         p = self.params
         x, key = state["x"], state["key"]
         episodic = oracles.episodic
-        rows = oracles.state_rows
+        rows = oracles.y_rows
         key, k_inner, k_outer = rng.split(key, 3)
         batch = oracles.sample_inner(k_inner)
         outer_batch = batch if episodic else oracles.sample_outer(k_outer)

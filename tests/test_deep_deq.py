@@ -54,7 +54,7 @@ def equilibrium():
     torch.set_num_threads(1)
     problem = build(torch.float64, image_size=4, batch_size=2, n_train=8, n_test=4)
     x, batch = problem.x0(), torch.tensor(0)
-    rows = problem.state_rows
+    rows = problem.y_rows
     cell = lambda x_, z: problem.inner_map(x_, z.reshape(-1), batch).reshape(rows, -1)  # noqa: E731
     z0 = torch.zeros(rows, problem.state_size, dtype=torch.float64)
     z, estimate, residual = broyden(lambda z: cell(x, z), z0, 80)
@@ -72,7 +72,7 @@ def equilibrium():
 def _direction(eq, **params):
     solver = get_solver("deq-implicit")(**params)
     w = solver.backward_direction(Oracles(eq["problem"]), eq["x"], eq["y"], eq["batch"], eq["grad_y_f"],
-                                  eq["estimate"], eq["problem"].state_rows)
+                                  eq["estimate"], eq["problem"].y_rows)
     return eq["grad_x_f"] + eq["pullback"](w)[0]
 
 
@@ -89,7 +89,7 @@ def test_implicit_and_unrolled_hypergradients_agree(equilibrium):
     implicit = _direction(eq, backward="implicit", backward_iters=80)
 
     def unrolled_loss(x):  # reverse-mode differentiation through every Broyden iteration
-        z0 = torch.zeros_like(eq["y"]).reshape(eq["problem"].state_rows, -1)
+        z0 = torch.zeros_like(eq["y"]).reshape(eq["problem"].y_rows, -1)
         z, _, _ = broyden(lambda z: eq["cell"](x, z), z0, 80)
         return eq["problem"].outer(x, z.reshape(-1), eq["batch"])
 
@@ -116,7 +116,7 @@ def test_shine_and_jacobian_free_directions(equilibrium):
     assert _relative_error(refined, exact) < _relative_error(shine, exact)
     assert _relative_error(implicit, exact) < _relative_error(refined, exact)
     # SHINE uses the forward pass's inverse: −Hᵀ b approximates (I − Jᵀ)⁻¹ b, not b itself.
-    b = eq["grad_y_f"].reshape(eq["problem"].state_rows, -1)
+    b = eq["grad_y_f"].reshape(eq["problem"].y_rows, -1)
     assert not torch.allclose(-inverse_apply_transpose(eq["estimate"], b), b)
 
 
