@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps bench test benchmarks clean
+.PHONY: setup system-deps bench test speed clean
 
 setup: $(VENV)/.installed
 
@@ -31,8 +31,9 @@ bench: setup
 test: setup system-deps
 	BENCHOPT_BILEVEL_KEEP_SCREENSHOT=1 $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 
-benchmarks: setup
-	$(BIN)/python -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,stddev,rounds
+# Speed benchmarks (pytest-benchmark) of speed/; the asv suite in speed/asv runs with asv itself.
+speed: setup
+	$(BIN)/python -m pytest -q speed --benchmark-only --benchmark-columns=mean,stddev,rounds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -2,7 +2,8 @@
 
 Asynchronous backends return from a kernel launch before the work is done; reading the clock
 without synchronizing measures dispatch, not compute (the pitfall of callback clocks that never
-synchronize). Only the runner reads this clock, and it stops it during evaluation.
+synchronize). The runner times steps with it (stopping it during evaluation), and profiling
+times steps and single oracle calls with it.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
 ℓ is the multinomial logistic (cross-entropy) loss of the linear model W ∈ R^{d×K} (y = W
 flattened, no intercept); x ∈ R^n holds one logit per training sample, σ(x_i) its weight
-(Franceschi et al., ICML 2017; PROBLEMS.md §3). The training set of the dataset is shuffled by
+(Franceschi et al., ICML 2017). The training set of the dataset is shuffled by
 the problem's seed and split into train and a clean validation part (`val_fraction`); a
 fraction `corruption` of the training rows (chosen by the seed) gets a label drawn uniformly
 among the OTHER classes, so that every corrupted row is really wrong and the detection F1 is

@@ -6,7 +6,7 @@
 b ∈ {−1, +1}; x ∈ R^d are log-penalties, y ∈ R^d the weights (no intercept, as in the
 literature). The training set of the dataset (ijcnn1: 49,990 rows, 22 features; adult: 32,561
 rows, 123 features) is shuffled by the problem's seed and split into train and validation
-(`val_fraction`); the official test set is used for reporting only (PROBLEMS.md §2).
+(`val_fraction`); the official test set is used for reporting only (docs/problems.md, `logreg`).
 `validation=test` instead validates on the official test file with all training rows in g, the
 protocol of the existing JAX benchmark (benchopt's benchmark_bilevel), so that h values compare
 with its figures; test metrics are then validation metrics.

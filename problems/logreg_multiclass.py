@@ -4,7 +4,7 @@
     f(x, W) = 1/m Σ_j ℓ(a'_jᵀW, c'_j)                                  (validation loss)
 
 ℓ is the multinomial logistic (cross-entropy) loss, W ∈ R^{d×K} (y = W flattened), x ∈ R^K the
-log-penalties of the classes (PROBLEMS.md §2: covtype, 7 classes, standardized features,
+log-penalties of the classes (default: covtype, 7 classes, standardized features,
 64/16/20 train/validation/test). The dataset's training part is shuffled by the problem's seed
 and split into train and validation (`val_fraction` = 0.2 of the 80%: 64/16); features are
 standardized by the training rows' statistics and, with `intercept`, a constant feature is

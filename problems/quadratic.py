@@ -7,7 +7,7 @@ With means Ā, C̄, ... : y*(x) = −Ā⁻¹(C̄ᵀx + ā) = Jx + c, v*(x) = Ā�
 ∇h(x) = ∇_x f(x, y*) − C̄ v*, and h is a strongly convex quadratic whose minimizer x* solves
 one linear system. The spectrum of Ā lies in [mu_inner, L_inner]; ‖C̄‖₂ = L_cross; each sample's
 matrix is the mean plus a centred symmetric perturbation of relative size `noise`, so mini-batch
-gradients are noisy but their mean is exact (PROBLEMS.md §1).
+gradients are noisy but their mean is exact.
 
 Oracles are structure-aware (average the mini-batch block's matrices, then matrix-vector
 products) and are checked against torch.func in the tests. A mini-batch of b samples reads b

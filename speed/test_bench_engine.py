@@ -1,6 +1,6 @@
 """Speed of the engine on the embedded quadratic (n = 1024, d = 100, batch 64, float32, CPU).
 
-Run with `make benchmarks` (pytest-benchmark; not part of the test suite: timings on shared
+Run with `make speed` (pytest-benchmark; not part of the test suite: timings on shared
 machines are noisy, so targets here are ratios measured within one run).
 
 - per-step time of each default solver (eager), with its oracle-normalized cost in extra_info;

@@ -1,7 +1,8 @@
-"""Speed and quality of the stochastic solvers on ijcnn1 regularization selection (issue 3 §7).
+"""Speed and quality of the stochastic solvers on ijcnn1 regularization selection, against the
+JAX benchmark (benchopt's benchmark_bilevel).
 
 `logreg` (ijcnn1, batch 64, float32, CPU), every solver with its default parameters. Run with
-`make benchmarks` or `pytest benchmarks/test_bench_logreg.py --benchmark-only`; not part of the
+`make speed` or `pytest speed/test_bench_logreg.py --benchmark-only`; not part of the
 test suite (timings on shared machines are noisy).
 
 - test_step_time[solver-eager|compiled|aot]: µs per step (per iteration for SRBA, whose step is
@@ -12,12 +13,12 @@ test suite (timings on shared machines are noisy).
 - test_step_time_unrolled[8|32-inductor|aot]: SOBA with 8 or 32 steps per compiled graph
   (`compile_steps`): the per-call cost of a compiled function is shared by the steps of the graph.
 - test_quality[solver]: h(x) = validation loss at the exact y*(x) after QUALITY_SECONDS of
-  solver time (20 s as in the issue; BENCH_LOGREG_SECONDS overrides it for a quick look), on
+  solver time (20 s, as in the JAX benchmark's figures; BENCH_LOGREG_SECONDS overrides it for a quick look), on
   the reference's protocol (QUALITY_PROBLEM below); BENCH_LOGREG_COMPILE_STEPS=K runs it
   compiled with K steps per graph (compile time excluded from the 20 s, as jit's is there).
 - test_quality_ordering: the ordering of those values against the reference ordering.
 
-REFERENCE_* are the figures of the JAX implementation quoted in the issue (its own machine): µs
+REFERENCE_* are the JAX benchmark's figures (on its own machine): µs
 per step with jit, and h after 20 s (start 0.582). That benchmark trains on the whole training
 file and validates on the official test file, from log-penalties drawn as log U(0, 1) (mean −1):
 the quality runs use the same protocol (`validation=test`, every x_j = −1 at the start: h =

@@ -1,6 +1,6 @@
 """The asv regression suite runs in the current environment on two solvers, one sample per
 benchmark (as `--quick`, which does not save results), and each benchmark kind leaves a number
-in asv's results file (the smoke of issue 6; the full
+in asv's results file (a smoke test; the full
 suite over every solver: `asv run --python=same --set-commit-hash $(git rev-parse HEAD)`).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _config(tmp_path: Path) -> Path:
     # The repository's config, with results written to the temporary directory.
     text = re.sub(r"^\s*//.*$", "", (ROOT / "asv.conf.json").read_text(), flags=re.M)
     config = json.loads(text)
-    config.update(repo=str(ROOT), benchmark_dir=str(ROOT / "asv_bench"),
+    config.update(repo=str(ROOT), benchmark_dir=str(ROOT / "speed" / "asv"),
                   results_dir=str(tmp_path / "results"), html_dir=str(tmp_path / "html"),
                   env_dir=str(tmp_path / "env"))
     path = tmp_path / "asv.conf.json"
