@@ -11,6 +11,7 @@ import torch
 from torch.func import grad, jacrev, vjp
 
 from benchopt_bilevel import rng
+from benchopt_bilevel.data.cache import root_env_var
 from benchopt_bilevel.nn.broyden import broyden, inverse_apply_transpose
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem, get_solver
@@ -19,7 +20,9 @@ from benchopt_bilevel.runner import Cell, RunConfig, run_cell
 from conftest import build_problem
 
 TINY = dict(dataset="synthetic", config="tiny", image_size=8, batch_size=8, n_train=64, n_test=16, eval_iters=10)
-JPEG_COPY = Path(os.environ.get("BENCHOPT_BILEVEL_CIFAR10_JPEG", "/work/shared/data/cifar10_jpeg"))
+# The CIFAR-10 JPEG copy: the dataset's own variable, else the shared data folder next to the repository.
+JPEG_COPY = Path(os.environ.get(root_env_var("cifar10_jpeg"))
+                 or Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_jpeg")
 
 
 @pytest.fixture(autouse=True)
