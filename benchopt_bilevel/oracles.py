@@ -22,6 +22,7 @@ from typing import Callable, Mapping
 import torch
 from torch.func import grad, jvp, vjp
 
+from .facts import ProblemFacts
 from .problem import Problem
 from . import rng
 
@@ -40,6 +41,7 @@ class Oracles:
         self.n_inner_batches = problem.n_inner_batches
         self.n_outer_batches = problem.n_outer_batches
         # Static facts about the problem a step may branch on (Python values, never tensors).
+        self.facts = ProblemFacts.of(problem)  # what a solver's declared cost may depend on
         self.episodic: bool = problem.episodic  # one inner problem per batch (task or image batch)
         self.constrained: bool = problem.constrained  # y must stay feasible (project_y)
         self.y_rows: int = problem.y_rows  # y as (y_rows, -1): rows a root finder may solve apart
