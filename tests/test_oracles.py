@@ -118,6 +118,58 @@ def test_problem_to_keeps_exact_answers_in_float64():
     assert problem.x_star.dtype == torch.float64
 
 
+def test_problem_dtype_and_device_are_the_ones_to_set():
+    problem = build_quadratic(dtype=torch.float32)
+    assert problem.device == torch.device("cpu") and problem.x0().dtype == torch.float32
+    problem.to("cpu", torch.float64)
+    assert problem.dtype == torch.float64 and problem.A.dtype == torch.float64
+    assert problem.x0().dtype == problem.y0().dtype == torch.float64
+
+
+STEP = 0.1
+
+
+def _states_the_gradient_step(problem):
+    """The problem with its own map T: the gradient step, which the default map also is."""
+    grad_g_y = torch.func.grad(problem.inner, argnums=1)
+    problem.inner_map = lambda x, y, batch: y - STEP * grad_g_y(x, y, batch)
+    return problem
+
+
+@pytest.mark.parametrize("batch", [None, 2])
+def test_a_stated_inner_map_and_the_default_gradient_step_agree(batch):
+    """Any problem may state T: the fixed-point oracles then use it, at the same counted cost."""
+    default, stated = build_quadratic(dim_x=4, dim_y=6), _states_the_gradient_step(build_quadratic(dim_x=4, dim_y=6))
+    x, y, w, _ = _random_point(default)
+    b = None if batch is None else torch.tensor(batch)
+    values, counts = {}, {}
+    for name, problem in (("default", default), ("stated", stated)):
+        oracles = Oracles(problem)
+        values[name] = (oracles.fixed_point_map(x, y, b, STEP), oracles.fixed_point_vjp_y(x, y, w, b, STEP),
+                        *oracles.fixed_point_vjp(x, y, w, b, STEP))
+        counts[name] = dict(oracles.calls)
+    for got, want in zip(values["stated"], values["default"]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    suffix = "" if batch is not None else "_full"
+    assert counts["stated"] == counts["default"] == {"grad_inner" + suffix: 1, "hvp" + suffix: 2, "cross" + suffix: 1}
+    # y*(x) is the fixed point of T, and ∂_y Tᵀ w alone is the y part of the full vjp.
+    y_star = default.y_star(x)
+    torch.testing.assert_close(Oracles(stated).fixed_point_map(x, y_star, None, STEP), y_star)
+    torch.testing.assert_close(values["stated"][1], values["stated"][2])
+
+
+def test_y_start_vjp_pulls_back_through_the_start_uncounted():
+    problem = build_quadratic(dim_x=4, dim_y=6)
+    x, _, w, _ = _random_point(problem)
+    oracles = Oracles(problem)
+    torch.testing.assert_close(oracles.y_start_vjp(x, None, w), torch.zeros_like(x))  # default: a constant
+    M = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    problem.y_start = lambda x_, batch: torch.tanh(M @ x_)  # a start that moves with x
+    jacobian = torch.func.jacrev(lambda x_: problem.y_start(x_, None))(x)
+    torch.testing.assert_close(oracles.y_start_vjp(x, torch.tensor(1), w), jacobian.T @ w)
+    assert not oracles.calls
+
+
 def test_bad_problem_parameters_are_rejected():
     with pytest.raises(ValueError, match="batch_size"):
         build_quadratic(n_inner=64, batch_size=7)
