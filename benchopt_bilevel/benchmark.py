@@ -31,6 +31,9 @@ from .runner import Cell, RunConfig, cell_identity
 DEFAULT_PROBLEMS = ["quadratic", "logreg[standardize=true,intercept=true,x_init=-4]", "hypercleaning"]
 DEFAULT_SOLVERS = ["itd", "aid-cg", "aid-neumann", "amigo", "soba", "saba", "bome", "f2sa"]
 DEFAULT_MAX_TIME = 4.0
+# What tells the cells of one benchmark apart (they share the run configuration): a run's identity
+# without its code hash.
+CELL_KEYS = ("problem", "solver", "problem_params", "solver_params", "seed")
 
 
 def expand(spec: BenchmarkSpec) -> list[Cell]:
@@ -59,31 +62,48 @@ def run_benchmark(cells: list[Cell], config: RunConfig, output_dir: str | Path,
     `executor` (default: one after the other in this process); each run's file is written as
     soon as it ends. Returns the rows of every cell, reused ones included. Shows progress on
     `console`."""
+    tables = run_cells(cells, config, output_dir, console, on_result, executor, force)
+    unique = {str(table["run_id"].iloc[-1]): table for table in tables}  # the same cell twice is one run
+    return pd.concat(unique.values(), ignore_index=True, sort=False) if unique else pd.DataFrame()
+
+
+def run_cells(cells: list[Cell], config: RunConfig, output_dir: str | Path,
+              console: Console | None = None,
+              on_result: Callable[[pd.DataFrame], None] | None = None,
+              executor: Executor | None = None, force: bool = False,
+              description: str = "runs") -> list[pd.DataFrame]:
+    """`run_benchmark`'s work, with each cell's rows returned in the order of `cells` (a cell
+    listed twice runs once and is returned twice), for callers that need to know which rows
+    belong to which cell (e.g. tuning). `description` names the runs on the progress bar."""
     validate_cells(cells, config)
     console = console or Console(stderr=True)
     executor = executor or InlineExecutor()
-    run_ids = [cell_identity(cell, config)[1] for cell in cells]
+    identities = [cell_identity(cell, config) for cell in cells]
+    run_ids = [run_id for _, run_id in identities]
     cell_of = dict(zip(run_ids, cells))
+    id_of_cell = {tuple(identity[key] for key in CELL_KEYS): run_id for identity, run_id in identities}
     if Path(output_dir).is_dir():
         resume.remove_partial_files(output_dir)
-    todo, done = resume.split_complete(run_ids, output_dir, force=force)
-    if done:
-        console.print(f"{len(done)} of {len(cell_of)} runs already complete in {output_dir}/, reused "
+    todo, tables = resume.split_complete(run_ids, output_dir, force=force)
+    if tables:
+        console.print(f"{len(tables)} of {len(cell_of)} {description} already complete in {output_dir}/, reused "
                       f"(--force reruns them); {len(todo)} to run", highlight=False)
-    tables = list(done.values())
     tasks = [Task(cell_of[run_id], config, str(output_dir), run_id) for run_id in todo]
     if tasks and executor.name != "inline":
         console.print(f"executor: {executor.describe()}", highlight=False)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
-        bar = progress.add_task("runs", total=len(tasks))
+        bar = progress.add_task(description, total=len(tasks))
         start = time.perf_counter()
         for index, table in enumerate(executor.run(tasks)):
-            tables.append(table)
+            final = table.iloc[-1]
+            run_id = str(final["run_id"])
+            if run_id not in cell_of:  # its code changed while it ran (new code hash, new id): same cell
+                run_id = id_of_cell[tuple(final[key] for key in CELL_KEYS)]
+            tables[run_id] = table
             if on_result:
                 on_result(table)
-            final = table.iloc[-1]
             label = f"{final['problem']} {final['solver']} seed={final['seed']}"
             progress.update(bar, description=label)
             if not console.is_terminal:  # plain progress lines for logs and CI
@@ -91,4 +111,4 @@ def run_benchmark(cells: list[Cell], config: RunConfig, output_dir: str | Path,
                 console.print(f"[{index + 1}/{len(tasks)}] {label}: {final['status']} ({final.get('stop_reason', '')}) "
                               f"at {time.perf_counter() - start:.1f}s{why}", highlight=False, markup=False)
             progress.advance(bar)
-    return pd.concat(tables, ignore_index=True, sort=False) if tables else pd.DataFrame()
+    return [tables[run_id] for run_id in run_ids]

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .benchmark import DEFAULT_MAX_TIME, DEFAULT_PROBLEMS, DEFAULT_SOLVERS, expand, run_benchmark, validate_cells
+from .cli_execution import Execution, execution_options
 from .config import BenchmarkSpec, load_config, parse_seeds, run_config
 from .errors import UserError
 from .registry import problems, solvers
@@ -98,28 +99,9 @@ def list_command(what: str) -> None:
               help="results directory (one parquet file per run).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="YAML run configuration (e.g. a tuning artefact); options given here override it.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="runs in parallel (local executor: worker processes).")
-@click.option("--executor", type=click.Choice(["local", "slurm", "inline"]), default="local", show_default=True,
-              help="local: a pool of isolated worker processes; slurm: job arrays through submitit; "
-                   "inline: in this process, no isolation (debugging).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="wall-clock seconds per run before it is killed (default 10 × max-time + 300).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch/BLAS threads per worker (default: cores / jobs; slurm: cpus per task).")
-@click.option("--force", is_flag=True, help="rerun runs already complete in the output directory.")
-@click.option("--slurm-partition", default=None, help="Slurm partition (default: the cluster's).")
-@click.option("--slurm-cpus", type=click.IntRange(min=1), default=1, show_default=True,
-              help="CPUs per run on Slurm.")
-@click.option("--slurm-mem-gb", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="memory per run on Slurm, in GB.")
-@click.option("--slurm-array-parallelism", type=click.IntRange(min=1), default=256, show_default=True,
-              help="runs of one array running at once on Slurm.")
-@click.option("--slurm-option", "slurm_options", multiple=True, metavar="KEY=VALUE",
-              help="any other sbatch option, e.g. account=abc or qos=short; repeatable.")
+@execution_options
 def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device, dtype, compile_, chunk_steps,
-        compile_steps, compile_backend, target, stop_at_target, output, config_path, jobs, executor, timeout, threads, force, slurm_partition,
-        slurm_cpus, slurm_mem_gb, slurm_array_parallelism, slurm_options) -> None:
+        compile_steps, compile_backend, target, stop_at_target, output, config_path, execution: Execution) -> None:
     """Run a benchmark; with no problem and no solver, the embedded default.
 
     Runs already complete in the output directory are reused (--force reruns them), so an
@@ -143,28 +125,10 @@ def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device
     err = Console(stderr=True, soft_wrap=True)
     err.print(f"{len(cells)} runs: {len(spec.problems)} problem(s) × {len(spec.solvers)} solver(s) × "
               f"{len(spec.seeds)} seed(s), up to {spec.run.max_time:g} s of steps each → {output}/", highlight=False)
-    run_executor = _make_executor(executor, jobs, timeout or 10 * spec.run.max_time + 300, threads, slurm_partition,
-                                  slurm_cpus, slurm_mem_gb, slurm_array_parallelism, slurm_options)
-    results = run_benchmark(cells, spec.run, output, console=err, executor=run_executor, force=force)
+    results = run_benchmark(cells, spec.run, output, console=err, executor=execution.make_executor(spec.run.max_time),
+                            force=execution.force)
     _print_summary(results)
     console.print(f"Results in {output}/ — `benchopt-bilevel show {output}`, `benchopt-bilevel plot {output}`")
-
-
-def _make_executor(name, jobs, timeout, threads, partition, cpus, mem_gb, array_parallelism, options):
-    from .executors import make_executor  # noqa: PLC0415
-
-    if name == "local":
-        return make_executor("local", jobs=jobs, timeout=timeout, threads=threads)
-    if name == "slurm":
-        extra = {}
-        for option in options:
-            key, sep, value = option.partition("=")
-            if not sep or not key.strip():
-                raise UserError(f"cannot read --slurm-option {option!r}: expected KEY=VALUE")
-            extra[key.strip()] = value.strip()
-        return make_executor("slurm", timeout=timeout, cpus_per_task=threads or cpus, mem_gb=mem_gb,
-                             partition=partition, array_parallelism=array_parallelism, additional_parameters=extra)
-    return make_executor("inline")
 
 
 def _load(directory: str):
@@ -260,7 +224,8 @@ def profile(problem_spec, solver_specs, steps, device, dtype) -> None:
 # Commands defined next to the engine parts they drive: (module, command names).
 _COMMAND_MODULES = {
     "benchopt_bilevel.data.cli": ["datasets"],
-    "benchopt_bilevel.cli_leaderboard": ["tune", "publish", "compare", "score"],
+    "benchopt_bilevel.cli_leaderboard": ["publish", "compare", "score"],
+    "benchopt_bilevel.cli_tune": ["tune"],
 }
 
 

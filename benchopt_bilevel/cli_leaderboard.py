@@ -1,10 +1,10 @@
-"""Leaderboard commands: `tune`, `publish`, `compare`, `score` (click commands, registered on the
-main `benchopt-bilevel` group). User errors end in one line (click.ClickException), no traceback.
+"""Leaderboard commands: `publish`, `compare`, `score` (click commands, registered on the main
+`benchopt-bilevel` group; `tune` is in cli_tune.py). User errors end in one line
+(click.ClickException), no traceback.
 """
 from __future__ import annotations
 
 import math
-import time
 from functools import wraps
 from pathlib import Path
 from typing import Callable
@@ -197,83 +197,4 @@ def publish(sources: tuple[Path, ...], site_dir: Path, bundle_dir: Path | None, 
     click.echo(str(index))
 
 
-# -- tune ----------------------------------------------------------------------------------------------
-@click.command("tune")
-@click.option("--problem", "problem", required=True, metavar="SPEC",
-              help="The problem instance to tune on, e.g. 'quadratic[dim_x=10,dim_y=10]'.")
-@click.option("--solver", "solvers", multiple=True, metavar="SPEC",
-              help="Solver(s) to tune (repeatable); parameters given are fixed, e.g. 'soba[decay_inner=0.5]'. "
-                   "[default: every registered solver that can run on the problem]")
-@click.option("--n-trials", type=int, default=8, show_default=True, help="Quasi-random trials per solver.")
-@click.option("--tuning-seeds", default="0,1", show_default=True, help="Seeds of the tuning runs, e.g. 0,1 or 0-2.")
-@click.option("--fresh-seeds", default="100-102", show_default=True,
-              help="Seeds of the evaluation of the selection (disjoint from the tuning seeds).")
-@click.option("--max-time", type=float, default=5.0, show_default=True, help="Seconds of steps per run.")
-@click.option("--max-steps", type=int, default=None, help="Steps per run (optional).")
-@click.option("--n-evals", type=int, default=25, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile chunks of steps.")
-@click.option("--no-stop-at-target", is_flag=True, help="Run tuning trials to the end even after the target.")
-@click.option("--target-value", type=float, default=None, help="Override the problem's target value.")
-@click.option("--shift-seed", type=int, default=None, help="Random shift of the Halton sequence (default: none).")
-@click.option("--label", default=None, help="Label of the artefact [default: PROBLEM-tuned].")
-@click.option("--output-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Fresh-seed runs go here (leaderboard results), tuning runs to OUTPUT_DIR/trials.")
-@click.option("--artefact", "artefact_path", type=click.Path(path_type=Path), default=None,
-              help="Where to write the YAML artefact [default: OUTPUT_DIR/tuning-LABEL.yaml].")
-@user_errors
-def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: str, fresh_seeds: str,
-         max_time: float, max_steps: int | None, n_evals: int, device: str, dtype: str, compile_: bool,
-         no_stop_at_target: bool, target_value: float | None, shift_seed: int | None, label: str | None,
-         output_dir: Path, artefact_path: Path | None) -> None:
-    """Tune solvers on one problem with the same quasi-random budget, then evaluate on fresh seeds.
-
-    Writes a labelled, versioned YAML artefact that is also a run configuration:
-    `benchopt-bilevel run --config ARTEFACT` replays the fresh-seed evaluation.
-    """
-    from .config import parse_seeds, run_config
-    from .params import build_params, parse_spec
-    from .registry import get_problem
-    from .registry import solvers as all_solvers
-    from .runner import DTYPES, build_problem, resolve_device
-    from .tuning import TuningPlan, tune as run_tuning, write_artefact
-
-    config = run_config({"max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
-                         "dtype": dtype, "compile": compile_})
-    if not solvers:
-        name, params = parse_spec(problem)
-        problem_cls = get_problem(name)
-        instance = build_problem(problem_cls, build_params(problem_cls.Params, params, f"problem {name!r}"),
-                                 resolve_device(device), DTYPES[dtype])
-        solvers = tuple(n for n, cls in all_solvers().items() if not cls().skip(instance))
-    plan = TuningPlan(problem=problem, solvers=list(solvers), n_trials=n_trials,
-                      tuning_seeds=parse_seeds(tuning_seeds), fresh_seeds=parse_seeds(fresh_seeds), run=config,
-                      stop_at_target_when_tuning=not no_stop_at_target, label=label or "", shift_seed=shift_seed,
-                      target=target_value)
-    plan.check()
-    start = time.perf_counter()
-
-    def progress(done: int, total: int, what: str) -> None:
-        elapsed = time.perf_counter() - start
-        eta = f", ETA {elapsed / done * (total - done):.0f}s" if done else ""
-        click.echo(f"[{done}/{total}] {elapsed:.0f}s elapsed{eta}: {what}", err=True)
-
-    artefact = run_tuning(plan, output_dir, progress)
-    path = artefact_path or output_dir / f"tuning-{_safe(artefact['tuning']['label'])}.yaml"
-    write_artefact(artefact, path)
-    for name, report in artefact["tuning"]["solvers"].items():
-        fresh = report["fresh_score"]
-        click.echo(f"{name}: {report['spec']}  fresh seeds: median time-to-target "
-                   f"{_number(fresh['time_to_target_median'])} s, reached {fresh['n_reached']}/{fresh['n_runs']}",
-                   err=True)
-    click.echo(str(path))
-
-
-def _safe(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "tuning"
-
-
-COMMANDS = [tune, publish, compare, score]
+COMMANDS = [publish, compare, score]

@@ -10,9 +10,10 @@ For one problem instance and each solver:
    same number of trials; trials that map to the same parameters (integer or choice dimensions,
    an empty space) run once and are counted once in `n_distinct`. Parameters fixed in the solver
    spec (`soba[decay_inner=0.5]`) are kept and removed from the search.
-2. **Tuning runs.** Each trial runs on every tuning seed with `run_cell` (the runner's clock,
-   schedule and stop rules); `stop_at_target` is on by default, since a run that reached the
-   target has its time-to-target and needs no more steps.
+2. **Tuning runs.** Each trial runs on every tuning seed, each run a task of the benchmark's
+   executors (`run_cells`: the runner's clock, schedule and stop rules; isolation, timeout and
+   resume); `stop_at_target` is on by default, since a run that reached the target has its
+   time-to-target and needs no more steps.
 3. **Selection.** The trial with the smallest median time-to-target over the tuning seeds; ties
    (e.g. no trial reaches the target) are broken by the median final value of the target metric,
    then by trial index.
@@ -70,19 +71,22 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
+from rich.console import Console
 
 from . import __version__
+from .benchmark import run_cells
 from .errors import UserError
+from .executors.base import Executor
 from .params import build_params, params_to_dict, parse_spec
 from .provenance import git_revision
 from .atomic import atomic_write
 from .registry import get_problem, get_solver
-from .runner import Cell, RunConfig, run_cell
+from .runner import Cell, RunConfig
 from .scoring import median, problem_target, quantile, run_table
 from .solver import Choice, IntRange, LogUniform
 
@@ -241,9 +245,6 @@ class TuningPlan:
             build_params(get_solver(name).Params, fixed, f"solver {name!r}")
 
 
-Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what runs next)
-
-
 def _score(runs: pd.DataFrame) -> dict[str, Any]:
     return {"time_to_target_median": median(runs["time_to_target"]),
             "time_to_target_low": quantile(runs["time_to_target"], 0.2),
@@ -270,11 +271,15 @@ def select_trial(trial_scores: list[dict[str, Any]]) -> int:
     return min(range(len(trial_scores)), key=key)
 
 
-def tune(plan: TuningPlan, output_dir: str | os.PathLike, progress: Progress | None = None) -> dict[str, Any]:
+def tune(plan: TuningPlan, output_dir: str | os.PathLike, executor: Executor | None = None,
+         console: Console | None = None, force: bool = False) -> dict[str, Any]:
     """Run the protocol; returns the artefact (a dict, see the module docstring).
 
-    Fresh-seed runs are written to OUTPUT_DIR (they are leaderboard results); tuning runs to
-    OUTPUT_DIR/trials (never mixed into the leaderboard: `load_results` reads only the top level).
+    Every run is a task of `executor` (default: inline, in this process), as in `run_benchmark`:
+    tuning runs go to OUTPUT_DIR/trials (never mixed into the leaderboard: `load_results` reads
+    only the top level), fresh-seed runs to OUTPUT_DIR (they are leaderboard results). Runs
+    already complete there are reused (all rerun with `force`), so the same call resumes an
+    interrupted tuning and selects the same trials.
     """
     plan.check()
     output_dir = Path(output_dir)
@@ -298,51 +303,50 @@ def tune(plan: TuningPlan, output_dir: str | os.PathLike, progress: Progress | N
                 distinct.append(trial)
         solver_plans.append((name, fixed_typed, space, trials, distinct))
 
-    total = sum(len(d) * len(plan.tuning_seeds) + len(plan.fresh_seeds) for *_, d in solver_plans)
-    done = 0
+    def cell(name: str, params: dict[str, Any], seed: int) -> Cell:
+        return Cell(problem_name, name, problem_params, params, seed)
 
-    def tick(what: str) -> None:
-        if progress:
-            progress(done, total, what)
+    def score(tables: list[pd.DataFrame]) -> dict[str, Any]:
+        return _score(run_table(pd.concat(tables, ignore_index=True, sort=False), overrides))
+
+    # Tuning runs: every distinct trial of every solver on every tuning seed, in one batch.
+    trial_cells = [cell(name, {**fixed, **trial}, seed) for name, fixed, _, _, distinct in solver_plans
+                   for trial in distinct for seed in plan.tuning_seeds]
+    trial_tables = iter(run_cells(trial_cells, tuning_config, output_dir / "trials", console, executor=executor,
+                                  force=force, description="tuning runs"))
+    trial_reports: dict[str, list[dict[str, Any]]] = {}
+    best: dict[str, int] = {}
+    for name, fixed, _, _, distinct in solver_plans:
+        trial_reports[name] = []
+        for index, trial in enumerate(distinct):
+            trial_score = score([next(trial_tables) for _ in plan.tuning_seeds])
+            trial_reports[name].append({"trial": index, "params": _plain(trial), **{
+                k: trial_score[k] for k in ("time_to_target_median", "final_metric_median", "n_reached", "n_runs")}})
+        best[name] = select_trial(trial_reports[name])
+    selected = {name: {**fixed, **distinct[best[name]]} for name, fixed, _, _, distinct in solver_plans}
+
+    # Fresh evaluation: each selection on every fresh seed, under the artefact's run configuration.
+    fresh_cells = [cell(name, selected[name], seed) for name, *_ in solver_plans for seed in plan.fresh_seeds]
+    fresh_tables = iter(run_cells(fresh_cells, run_config, output_dir, console, executor=executor, force=force,
+                                  description="fresh runs"))
 
     solver_reports: dict[str, Any] = {}
-    for name, fixed, space, trials, distinct in solver_plans:
-        trial_reports = []
-        for index, trial in enumerate(distinct):
-            tables = []
-            for seed in plan.tuning_seeds:
-                tick(f"{name} trial {index + 1}/{len(distinct)} seed {seed}")
-                tables.append(run_cell(Cell(problem_name, name, problem_params, {**fixed, **trial}, seed),
-                                       tuning_config, output_dir / "trials"))
-                done += 1
-            runs = run_table(pd.concat(tables, ignore_index=True, sort=False), overrides)
-            score = _score(runs)
-            trial_reports.append({"trial": index, "params": _plain(trial), **{
-                k: score[k] for k in ("time_to_target_median", "final_metric_median", "n_reached", "n_runs")}})
-        best = select_trial(trial_reports)
-        selected = {**fixed, **distinct[best]}
-        tables = []
-        for seed in plan.fresh_seeds:
-            tick(f"{name} selected, fresh seed {seed}")
-            tables.append(run_cell(Cell(problem_name, name, problem_params, selected, seed), run_config, output_dir))
-            done += 1
-        fresh = _score(run_table(pd.concat(tables, ignore_index=True, sort=False), overrides))
-        tuned_score = trial_reports[best]
+    for name, fixed, space, _, distinct in solver_plans:
+        fresh = score([next(fresh_tables) for _ in plan.fresh_seeds])
+        tuned_score = trial_reports[name][best[name]]
         solver_reports[name] = {
-            "spec": format_spec(name, _plain(selected)),
+            "spec": format_spec(name, _plain(selected[name])),
             "search_space": describe_space(space),
             "fixed": _plain(fixed),
             "n_trials": plan.n_trials,
             "n_distinct": len(distinct),
-            "selected": _plain(distinct[best]),
-            "selected_trial": best,
+            "selected": _plain(distinct[best[name]]),
+            "selected_trial": best[name],
             "tuning_score": {k: tuned_score[k] for k in ("time_to_target_median", "final_metric_median",
                                                          "n_reached", "n_runs")},
             "fresh_score": fresh,
-            "trials": trial_reports,
+            "trials": trial_reports[name],
         }
-    if progress:
-        progress(done, total, "done")
 
     from .provenance import device_name
     from .runner import resolve_device
