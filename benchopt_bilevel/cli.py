@@ -189,37 +189,24 @@ def plot(directory: str, output: str | None, fmt: str) -> None:
 def profile(problem_spec, solver_specs, steps, device, dtype) -> None:
     """Per-step time of each solver and its oracle-normalized cost (time per step over the
     time of the oracle calls it declares; ~1 means the step is its oracle calls)."""
-    from .params import parse_spec  # noqa: PLC0415
-    from .profiling import profile_step, time_oracles  # noqa: PLC0415
-    from .runner import Cell  # noqa: PLC0415
+    from .profiling import profile_solvers  # noqa: PLC0415
 
-    problem_name, problem_values = parse_spec(problem_spec or DEFAULT_PROBLEMS[0])
-    names = [s for s in solver_specs if s != "all"]
+    problem_spec = problem_spec or DEFAULT_PROBLEMS[0]
+    specs = [s for s in solver_specs if s != "all"]
     if not solver_specs or "all" in solver_specs:
-        names += [s for s in solvers() if s not in names]
-    cells = [Cell(problem_name, *parse_spec(spec)[:1], problem_values, parse_spec(spec)[1]) for spec in names]
-    validate_cells(cells, run_config({"device": device, "dtype": dtype}))
-    table = Table(title=f"per-step cost on {problem_spec or DEFAULT_PROBLEMS[0]} ({device}, {dtype}, eager)")
+        specs += [s for s in solvers() if s not in specs]
+    profiles = profile_solvers(problem_spec, specs, device, dtype, steps)
+    table = Table(title=f"per-step cost on {problem_spec} ({device}, {dtype}, eager)")
     for column in ("solver", "ms/step", "oracle ms", "normalized", "declared calls per step"):
         table.add_column(column, justify="left" if column in ("solver", "declared calls per step") else "right")
-    oracle_times = None
-    for cell, spec in zip(cells, names):
-        if oracle_times is None:
-            from .oracles import Oracles  # noqa: PLC0415
-            from .clock import Clock  # noqa: PLC0415
-            from .runner import DTYPES, build_problem, resolve_device, validate  # noqa: PLC0415
-
-            problem_cls, problem_params, _, _ = validate(cell)
-            torch_device = resolve_device(device)
-            problem = build_problem(problem_cls, problem_params, torch_device, DTYPES[dtype])
-            oracle_times = time_oracles(Oracles(problem), problem.x0(), problem.y0(), Clock(torch_device))
-        result = profile_step(cell, device, dtype, steps, oracle_times)
+    for spec, result in zip(specs, profiles):
         if result.skipped:
             table.add_row(spec, "—", "—", "—", f"skipped: {result.skipped}")
             continue
         calls = ", ".join(f"{k} {v:g}" for k, v in result.declared.items())
         table.add_row(spec, f"{result.ms_per_step:.3f}", f"{result.modeled_ms:.3f}", f"{result.normalized:.2f}", calls)
     console.print(table)
+
 
 # Commands defined next to the engine parts they drive: (module, command names).
 _COMMAND_MODULES = {

@@ -16,9 +16,10 @@ from typing import Callable
 import torch
 
 from . import rng
+from .cells import DTYPES, Cell, RunConfig, build_problem, resolve_device, validate
 from .clock import Clock
 from .oracles import Oracles
-from .runner import DTYPES, Cell, build_problem, resolve_device, validate
+from .params import parse_spec
 
 
 @dataclass
@@ -96,3 +97,21 @@ def profile_step(cell: Cell, device: str = "cpu", dtype: str = "float32", steps:
         seconds = clock.stop() / steps
     modeled = sum(count * oracle_times.get(kind, float("nan")) for kind, count in declared.items())
     return StepProfile(cell.solver, 1e3 * seconds, 1e3 * modeled, declared)
+
+
+def profile_solvers(problem_spec: str, solver_specs: list[str], device: str = "cpu", dtype: str = "float32",
+                    steps: int = 50) -> list[StepProfile]:
+    """`profile_step` of each solver spec on one problem spec, every name checked before any
+    timing; the oracles are timed once and shared, so the solvers are modeled alike."""
+    problem_name, problem_values = parse_spec(problem_spec)
+    cells = [Cell(problem_name, name, problem_values, values) for name, values in map(parse_spec, solver_specs)]
+    RunConfig(device=device, dtype=dtype)  # a UserError for a bad device or dtype
+    for cell in cells:
+        validate(cell)
+    if not cells:
+        return []
+    problem_cls, problem_params, _, _ = validate(cells[0])
+    torch_device = resolve_device(device)
+    problem = build_problem(problem_cls, problem_params, torch_device, DTYPES[dtype])
+    oracle_times = time_oracles(Oracles(problem), problem.x0(), problem.y0(), Clock(torch_device))
+    return [profile_step(cell, device, dtype, steps, oracle_times) for cell in cells]

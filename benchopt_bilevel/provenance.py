@@ -1,6 +1,8 @@
-"""Where a result came from: versions, code revision, hardware. Stored with every run."""
+"""Where a result came from: versions, code revision, hardware, stored with every run; and
+what makes a run unique (`cell_identity`): its id, the name of its result file."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import hashlib
@@ -10,12 +12,16 @@ import platform
 import socket
 import subprocess
 import sys
+import json
 import types
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import __version__
+from .cells import Cell, RunConfig, resolve_device, validate
+from .params import params_to_dict
 
 ENGINE_DIR = Path(__file__).resolve().parent
 
@@ -57,7 +63,8 @@ def device_name(device: torch.device) -> str:
 CORE_MODULES = ("benchopt_bilevel.runner", "benchopt_bilevel.oracles", "benchopt_bilevel.problem",
                 "benchopt_bilevel.solver", "benchopt_bilevel.linalg", "benchopt_bilevel.inner",
                 "benchopt_bilevel.schedules", "benchopt_bilevel.rng", "benchopt_bilevel.clock",
-                "benchopt_bilevel.params", "benchopt_bilevel.results")
+                "benchopt_bilevel.params", "benchopt_bilevel.results", "benchopt_bilevel.cells",
+                "benchopt_bilevel.chunks")
 PACKAGE = "benchopt_bilevel"
 
 
@@ -138,3 +145,31 @@ def provenance(device: torch.device) -> dict[str, object]:
         "hostname": socket.gethostname(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def cell_identity(cell: Cell, config: RunConfig) -> tuple[dict[str, Any], str]:
+    """What makes a run unique, and its id: the name of its result file.
+
+    Identity = problem, dataset, solver, both parameter sets, seed, device, dtype, compiled, and
+    the hash of the code of the solver, the problem and every shared engine part.
+    """
+    problem_cls, problem_params, solver_cls, solver_params = validate(cell)
+    device = resolve_device(config.device)
+    identity = {
+        "problem": cell.problem,
+        "dataset": getattr(problem_params, "dataset", cell.problem),
+        "solver": cell.solver,
+        "solver_params": json.dumps(params_to_dict(solver_params), sort_keys=True),
+        "problem_params": json.dumps(params_to_dict(problem_params), sort_keys=True),
+        "seed": int(cell.seed),
+        "device": device.type,
+        "dtype": config.dtype,
+        "compiled": bool(config.compile),
+        "code_hash": code_hash(solver_cls, problem_cls),
+        "config": json.dumps({k: v for k, v in dataclasses.asdict(config).items()
+                              if k not in ("device", "dtype", "compile")
+                              and not (k == "compile_steps" and v == 1)
+                              and not (k == "compile_backend" and v == "inductor")}, sort_keys=True),  # ids of older runs stay
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    return identity, f"{cell.problem}-{cell.solver}-{digest}"

@@ -18,15 +18,76 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any, Mapping
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from .atomic import atomic_write
+from .cells import Cell, RunConfig, validate
+from .oracles import ORACLE_KINDS
+from .params import params_to_dict
+from .provenance import cell_identity, provenance
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
+
+
+def oracle_columns(counts: Mapping[str, float], total: float) -> dict[str, float]:
+    """The oracle columns of an evaluation row: calls so far of every kind (full-batch calls as
+    <kind>_full, zero when never called), and their weighted total."""
+    columns = {f"oracle_{kind}{suffix}": float(counts.get(kind + suffix, 0.0))
+               for kind in ORACLE_KINDS for suffix in ("", "_full")}
+    return {**columns, "oracle_total": float(total)}
+
+
+def no_rows(peak_memory_bytes: int) -> list[dict[str, Any]]:
+    """The one row of a run that has no evaluation (skipped, or failed before the first one)."""
+    return [{"step": 0, "time": 0.0, "oracle_total": 0.0, "peak_memory_bytes": peak_memory_bytes}]
+
+
+def result_table(rows: list[dict[str, Any]], outcome: dict[str, Any], identity: dict[str, Any], run_id: str,
+                 solver_params: Any, problem_params: Any, device: torch.device, value_metric: str) -> pd.DataFrame:
+    """A run's table: its evaluation rows, each with the run's identity, outcome and provenance,
+    the last one marked `final`, and benchopt's core columns."""
+    table = pd.DataFrame(rows)
+    table["final"] = False
+    table.loc[table.index[-1], "final"] = True
+    for key, value in {**identity, "run_id": run_id, **outcome, "schema_version": SCHEMA_VERSION,
+                       **provenance(device)}.items():
+        table[key] = value
+    solver_dict = params_to_dict(solver_params)
+    table["objective_name"] = identity["problem"]
+    table["dataset_name"] = identity["dataset"]
+    table["solver_name"] = identity["solver"] + (
+        "[" + ",".join(f"{k}={v}" for k, v in solver_dict.items()) + "]" if solver_dict else "")
+    table["idx_rep"] = identity["seed"]
+    table["stop_val"] = table["step"]
+    # benchopt plots `objective_value`: the metric the problem names for it (NaN without evaluations).
+    value_column = f"objective_{value_metric}"
+    table["objective_value"] = table[value_column] if value_column in table else float("nan")
+    for key, value in solver_dict.items():
+        table[f"p_solver_{key}"] = value
+    for key, value in params_to_dict(problem_params).items():
+        table[f"p_dataset_{key}"] = value
+    return table
+
+
+def failure_table(cell: Cell, config: RunConfig, status: str, stop_reason: str, message: str,
+                  **columns: Any) -> pd.DataFrame:
+    """The one status row of a run that ended outside the runner (its worker was killed, crashed
+    or timed out), written by whoever watched it. `columns` override provenance (e.g. threads)."""
+    problem_cls, problem_params, _, solver_params = validate(cell)
+    identity, run_id = cell_identity(cell, config)
+    outcome = {"status": status, "stop_reason": stop_reason, "message": message, "warmup_time": float("nan")}
+    rows = no_rows(-1)  # peak memory unknown: the process that ran it is gone
+    table = result_table(rows, outcome, identity, run_id, solver_params, problem_params,
+                         torch.device(identity["device"]), problem_cls.value_metric)
+    for key, value in columns.items():
+        table[key] = value
+    return table
 
 
 def write_run(table: pd.DataFrame, directory: str | os.PathLike, run_id: str) -> Path:

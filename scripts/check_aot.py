@@ -18,7 +18,7 @@ import torch
 from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem, get_solver, solvers
-from benchopt_bilevel.runner import make_chunk
+from benchopt_bilevel.chunks import make_chunk
 
 # The well-conditioned quadratic of tests/conftest.py.
 SMALL_QUADRATIC = dict(n_inner=64, n_outer=64, dim_x=5, dim_y=5, batch_size=8, noise=0.1,
@@ -35,8 +35,8 @@ def check(name: str, problem) -> str:
     try:
         with torch.no_grad():
             state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, CPU))
-            expected = make_chunk(solver, oracles, False, 8, CPU)(dict(state), 4)
-            got = make_chunk(solver, oracles, True, 8, CPU, backend="aot")(dict(state), 4)
+            expected = make_chunk(solver, oracles, False, CPU)(dict(state), 4)
+            got = make_chunk(solver, oracles, True, CPU, backend="aot")(dict(state), 4)
     except Exception as exc:  # noqa: BLE001 - report any failure in one line
         return f"{name:14s} FAIL {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
     error = max(float((got[k] - expected[k]).abs().max()) for k in ("x", "y") if k in got)

@@ -10,7 +10,8 @@ import torch._dynamo
 from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver
-from benchopt_bilevel.runner import Cell, RunConfig, cell_identity, make_chunk, run_cell
+from benchopt_bilevel.chunks import make_chunk
+from benchopt_bilevel.runner import Cell, RunConfig, cell_identity, run_cell
 
 from conftest import WELL_CONDITIONED, build_quadratic
 
@@ -30,8 +31,8 @@ def test_compiled_chunk_matches_eager(name):
     oracles, solver, state = _start(name)
     torch._dynamo.reset()
     with torch.no_grad():
-        eager = make_chunk(solver, oracles, False, 8, CPU)
-        compiled = make_chunk(solver, oracles, True, 8, CPU)
+        eager = make_chunk(solver, oracles, False, CPU)
+        compiled = make_chunk(solver, oracles, True, CPU)
         expected, got = dict(state), dict(state)
         for _ in range(3):  # three chunks: the compiled step is reused, never recompiled
             expected = eager(expected, 8)
@@ -75,8 +76,8 @@ def test_unrolled_compiled_chunk_matches_eager():
     # (n not a multiple of the unroll) runs eagerly and stays on the same trajectory.
     oracles, solver, state = _start("soba")
     with torch.no_grad():
-        expected = make_chunk(solver, oracles, False, 8, CPU)(dict(state), 7)
-        got = make_chunk(solver, oracles, True, 8, CPU, unroll=2)(dict(state), 7)
+        expected = make_chunk(solver, oracles, False, CPU)(dict(state), 7)
+        got = make_chunk(solver, oracles, True, CPU, unroll=2)(dict(state), 7)
     assert int(got["t"]) == 7
     for key in ("x", "y", "v"):
         torch.testing.assert_close(got[key], expected[key], rtol=1e-9, atol=1e-9)
@@ -106,8 +107,8 @@ def test_ahead_of_time_chunk_matches_eager():
     # the library built on the first call.
     oracles, solver, state = _start("saba")
     with torch.no_grad():
-        eager = make_chunk(solver, oracles, False, 8, CPU)
-        aot = make_chunk(solver, oracles, True, 8, CPU, unroll=2, backend="aot")
+        eager = make_chunk(solver, oracles, False, CPU)
+        aot = make_chunk(solver, oracles, True, CPU, unroll=2, backend="aot")
         expected, got = dict(state), dict(state)
         for n in (7, 4):
             expected, got = eager(expected, n), aot(got, n)

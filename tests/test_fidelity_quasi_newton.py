@@ -239,7 +239,7 @@ def test_shine_step_compiles_once_and_matches_eager():
     # tensor values: a compiled chunk gives the eager iterates and is never recompiled.
     import torch._dynamo
 
-    from benchopt_bilevel.runner import make_chunk
+    from benchopt_bilevel.chunks import make_chunk
 
     problem = build_quadratic()
     oracles = Oracles(problem)
@@ -248,7 +248,7 @@ def test_shine_step_compiles_once_and_matches_eager():
     torch._dynamo.reset()
     with torch.no_grad():
         state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, cpu))
-        eager, compiled = make_chunk(solver, oracles, False, 4, cpu), make_chunk(solver, oracles, True, 4, cpu)
+        eager, compiled = make_chunk(solver, oracles, False, cpu), make_chunk(solver, oracles, True, cpu)
         expected, got = eager(dict(state), 4), compiled(dict(state), 4)
         expected = eager(expected, 4)
         with torch._dynamo.config.patch(error_on_recompile=True):

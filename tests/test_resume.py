@@ -19,7 +19,8 @@ from benchopt_bilevel.config import BenchmarkSpec
 from benchopt_bilevel.executors.inline import InlineExecutor
 from benchopt_bilevel.registry import get_problem, get_solver
 from benchopt_bilevel.results import load_results, write_run
-from benchopt_bilevel.runner import Cell, RunConfig, cell_identity, failure_table
+from benchopt_bilevel.results import failure_table
+from benchopt_bilevel.runner import Cell, RunConfig, cell_identity
 
 from conftest import WELL_CONDITIONED
 

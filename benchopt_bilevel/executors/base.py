@@ -15,9 +15,9 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from ..cells import Cell, RunConfig
 from ..resume import COMPLETE, run_status
-from ..results import write_run
-from ..runner import Cell, RunConfig, failure_table
+from ..results import failure_table, write_run
 
 
 @dataclass(frozen=True)

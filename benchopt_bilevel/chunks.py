@@ -1,0 +1,77 @@
+"""Chunks of steps: `chunk(state, n) -> state`, eager or compiled.
+
+A chunk is what the runner times between two clock reads. Compiled, it is `torch.compile` of
+the step (Inductor's C++ wrapper on CPU, CUDA graphs on GPU), of `unroll` consecutive steps as
+one graph, or (backend "aot", CPU) the same steps compiled ahead of time by AOTInductor.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .aot import compile_ahead
+from .oracles import Oracles
+from .solver import Solver, State
+
+Chunk = Callable[[State, int], State]
+
+
+def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.device,
+               unroll: int = 1, backend: str = "inductor") -> Chunk:
+    """`chunk(state, n) -> state` running n steps, compiled when asked.
+
+    By default the compiled unit is one step, looped in Python: one step compiles in seconds and
+    the C++ wrapper (CPU) or a CUDA graph (GPU) removes the per-op overhead inside it. What is
+    left is the per-call cost of a compiled function (guards, wrapper: ~35 µs on a 2-core CPU),
+    which dominates small problems (SOBA on ijcnn1: ~100 µs per compiled step). `unroll` > 1
+    compiles that many consecutive steps as one graph: the call cost is shared, and compilation
+    grows with the graph (SOBA on ijcnn1, 8 steps: 24 µs per step after ~100 s of compilation,
+    docs/compile.md). A chunk then runs n // unroll compiled calls; the runner asks for
+    multiples of `unroll`, other remainders run as eager steps (the same numbers: steps are pure
+    and their randomness is counter-based).
+
+    backend="aot" (CPU): the steps are exported and compiled ahead of time by AOTInductor
+    (`aot.py`) on the first call, then run with a per-call cost of a few µs instead of ~35.
+    """
+    step, unroll = solver.step, unroll if compile else 1
+    if compile:
+        if device.type == "cpu":
+            import torch._inductor.config as inductor_config
+
+            inductor_config.cpp_wrapper = True  # the C++ wrapper removes Python from the step
+        # One compilation per cell: without a reset, every cell of a process would share dynamo's
+        # cache for this function (and its recompile limit), recompiling inside the timed loop.
+        torch._dynamo.reset()
+
+        def steps(oracles_: Oracles, state: State) -> State:
+            for _ in range(unroll):
+                state = solver.step(oracles_, state)
+            return state
+
+        if backend == "aot":
+            step = _ahead_of_time_on_first_call(steps)
+        else:
+            step = torch.compile(steps, fullgraph=False, mode="reduce-overhead" if device.type == "cuda" else None)
+
+    def chunk(state: State, n: int) -> State:
+        for _ in range(n // unroll):
+            state = step(oracles, state)
+        for _ in range(n % unroll):
+            state = solver.step(oracles, state)
+        return state
+
+    return chunk
+
+
+def _ahead_of_time_on_first_call(steps: Callable[[Oracles, State], State]) -> Callable[[Oracles, State], State]:
+    """`steps`, compiled by AOTInductor for the shapes of the first state it is called with (the
+    warm-up's copy, so compilation lands in `warmup_time`)."""
+    compiled: list[Callable[[State], State]] = []
+
+    def step(oracles: Oracles, state: State) -> State:
+        if not compiled:
+            compiled.append(compile_ahead(lambda s: steps(oracles, s), state))
+        return compiled[0](state)
+
+    return step
