@@ -39,9 +39,12 @@ class Problem:
     description: ClassVar[str] = ""
     # A dataclass whose fields (with defaults) are the problem's parameters.
     Params: ClassVar[type] = type("Params", (), {})
-    # Metric used for time-to-target and the default target value (documented per problem).
-    target_metric: ClassVar[str] = "value"
+    # Every problem names, among the keys of its `evaluate`: the metric time-to-target is measured
+    # on (with its documented target value), and the one benchopt's `objective_value` column
+    # shows. No default: metrics differ between problems, so a default name would be missing on some.
+    target_metric: ClassVar[str]
     target_value: ClassVar[float] = float("nan")
+    value_metric: ClassVar[str]
     # Metric that should decrease; used by the runner's divergence check.
     divergence_metric: ClassVar[str | None] = None
     twice_differentiable: ClassVar[bool] = True

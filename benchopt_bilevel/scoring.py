@@ -51,6 +51,8 @@ TAU_MAX = 4.0
 QUANTILES = (0.2, 0.8)
 STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
 GROUP = ["device_class", "problem_label", "solver_label"]
+# The metric of benchopt's `objective_value` column (each problem's `value_metric`).
+BENCHOPT_VALUE_METRIC = "value"
 
 
 @dataclass(frozen=True)
@@ -75,29 +77,29 @@ def problem_target(problem: str, overrides: TargetOverrides | None = None, stric
     """The target of `problem`: from `overrides` if given there, else from its registered class.
 
     A problem that is not registered here or documents no target value is a UserError; with
-    `strict=False` its target value is NaN instead (no run reaches it), as `show` wants.
+    `strict=False` its target value is NaN instead (no run reaches it), as `show` wants. A problem
+    not registered here is measured on benchopt's `objective_value` (its own `value_metric`).
     """
     overrides = overrides or {}
-    default_metric = None
     if problem in overrides:
         given = overrides[problem]
         if isinstance(given, Target):
             return given
         if isinstance(given, tuple):
             return Target(str(given[0]), float(given[1]))
-        default_metric = "value"
     from .registry import get_problem  # imported here: scoring stays usable on bare tables
 
     try:
         cls = get_problem(problem)
     except UserError:
-        if default_metric is not None:
-            return Target(default_metric, float(overrides[problem]))
+        # Its metrics are unknown here; benchopt's `objective_value` is in every result table.
+        if problem in overrides:
+            return Target(BENCHOPT_VALUE_METRIC, float(overrides[problem]))
         if not strict:
-            return Target("value", math.nan)
+            return Target(BENCHOPT_VALUE_METRIC, math.nan)
         raise UserError(f"no target for problem {problem!r}: it is not registered here; "
                         f"give one with --target {problem}=VALUE (or {problem}:METRIC=VALUE)") from None
-    if default_metric is not None:
+    if problem in overrides:
         return Target(cls.target_metric, float(overrides[problem]))
     if cls.target_value is None or not math.isfinite(cls.target_value):
         if not strict:

@@ -95,6 +95,7 @@ class DEQ(Problem):
     target_metric = "test_error"
     target_value = 0.5
     divergence_metric = "test_loss"
+    value_metric = "test_loss"
     episodic = True
 
     def __init__(self, params: DEQParams, generator: torch.Generator) -> None:

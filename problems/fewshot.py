@@ -128,6 +128,7 @@ class FewShot(Problem):
     target_metric = "test_error"
     target_value = 0.25
     divergence_metric = "test_query_loss"
+    value_metric = "test_query_loss"
     episodic = True
 
     def __init__(self, params: FewShotParams, generator: torch.Generator) -> None:

@@ -86,7 +86,8 @@ class HyperCleaning(Problem):
     Params = HyperCleaningParams
     target_metric = "test_error"
     target_value = 0.20
-    divergence_metric = "value"
+    divergence_metric = "val_loss"
+    value_metric = "val_loss"
     float64_attributes = ("X_val64", "Y_val64", "X_test64", "Y_test64", "X_train64", "Y_train64")
 
     def __init__(self, params: HyperCleaningParams, generator: torch.Generator) -> None:
@@ -233,8 +234,7 @@ class HyperCleaning(Problem):
         recall = hits / max(1.0, float(truth.sum()))
         val_loss = float(torch.mean(_cross_entropy(val_logits, self.Y_val64)))
         return {
-            "value": val_loss,  # f(x, y): clean validation loss at the solver's y
-            "val_loss": val_loss,
+            "val_loss": val_loss,  # f(x, y): clean validation loss at the solver's y
             "val_accuracy": float((val_logits.argmax(1) == self.Y_val64.argmax(1)).double().mean()),
             "test_loss": float(torch.mean(_cross_entropy(test_logits, self.Y_test64))),
             "test_accuracy": test_accuracy,

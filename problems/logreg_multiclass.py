@@ -82,7 +82,8 @@ class LogRegMulticlass(PenaltySelection):
     Params = LogRegMulticlassParams
     target_metric = "relative_grad_norm2"
     target_value = 1e-2
-    divergence_metric = "value"
+    divergence_metric = "val_loss"
+    value_metric = "val_loss"
     float64_attributes = ("X_train64", "Y_train64", "X_val64", "Y_val64", "X_test64", "Y_test64")
 
     def __init__(self, params: LogRegMulticlassParams, generator: torch.Generator) -> None:
@@ -213,12 +214,11 @@ class LogRegMulticlass(PenaltySelection):
         val_logits, test_logits = self.X_val64 @ W, self.X_test64 @ W
         val_loss = float(torch.mean(_cross_entropy(val_logits, self.Y_val64)))
         return {
-            "value": val_loss,  # f(x, y): validation loss at the solver's y
-            "h": float(self.value(x64)),
+            "h": float(self.value(x64)),  # h(x) = f(x, y*(x)), exact
             "grad_norm2": grad_norm2,
             "relative_grad_norm2": grad_norm2 / initial if initial > 0 else grad_norm2,
             "inner_distance": float(torch.sum((y.detach().to(torch.float64) - self.y_star(x64)) ** 2)),
-            "val_loss": val_loss,
+            "val_loss": val_loss,  # f(x, y) at the solver's y
             "val_accuracy": float((val_logits.argmax(1) == self.Y_val64.argmax(1)).double().mean()),
             "test_loss": float(torch.mean(_cross_entropy(test_logits, self.Y_test64))),
             "test_accuracy": float((test_logits.argmax(1) == self.Y_test64.argmax(1)).double().mean()),

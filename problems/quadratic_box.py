@@ -302,7 +302,7 @@ class QuadraticBox(Quadratic):
         low, high = self.y_low.to(torch.float64), self.y_high.to(torch.float64)
         violation = torch.clamp(torch.maximum(low - y64, y64 - high), min=0.0)
         return {
-            "value": value,
+            "h": value,  # h(x) = f(x, y*(x)), exact
             "suboptimality": gap,
             "relative_suboptimality": gap / float(self.h_x0 - self.h_star),
             "grad_norm2": float(torch.sum((grad_x + J.T @ grad_y) ** 2)),

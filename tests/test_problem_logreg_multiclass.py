@@ -57,7 +57,8 @@ def test_evaluate_and_accuracy_above_baseline(problem):
     x = _point(problem)[0]
     metrics = problem.evaluate(x, problem.y_star(x))
     assert metrics["inner_distance"] < 1e-18
-    assert metrics["value"] == pytest.approx(metrics["h"])
+    assert metrics["val_loss"] == pytest.approx(metrics["h"])  # at y = y*(x)
+    assert {problem.target_metric, problem.value_metric, problem.divergence_metric} <= set(metrics)
     assert metrics["test_accuracy"] > 0.85 > 0.2 > metrics["baseline_accuracy"]  # 10 balanced digits
 
 
