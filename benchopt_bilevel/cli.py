@@ -148,11 +148,12 @@ def _load(directory: str):
 
 
 def _print_summary(results) -> None:
-    from .summary import failure_notes, summarize, summary_table  # noqa: PLC0415
+    from .scoring import run_table, summary  # noqa: PLC0415
+    from .summary import failure_notes, summary_view  # noqa: PLC0415
 
-    summary = summarize(results)
-    console.print(summary_table(summary))
-    for note in failure_notes(summary):
+    entries = summary(run_table(results, strict=False))
+    console.print(summary_view(entries, console.width))
+    for note in failure_notes(entries):
         console.print(note, highlight=False, markup=False)
 
 

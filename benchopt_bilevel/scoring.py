@@ -45,11 +45,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .results import STATUSES
 
 AXES = {"time": ("time", "time_to_target"), "oracle": ("oracle_total", "oracle_to_target")}
 TAU_MAX = 4.0
 QUANTILES = (0.2, 0.8)
-STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
 GROUP = ["device_class", "problem_label", "solver_label"]
 # The metric of benchopt's `objective_value` column (each problem's `value_metric`).
 BENCHOPT_VALUE_METRIC = "value"
@@ -293,8 +293,11 @@ def summary(runs: pd.DataFrame, quantiles: tuple[float, float] = QUANTILES) -> p
 
     Columns: time_median / time_low / time_high (quantiles of time-to-target), time_ratio (to the
     best median of the problem on the device class), the same with `oracle_`, final_metric_median,
-    n_runs, n_reached, n_<status> for each status, peak_memory_median, final_oracle_median, rank
-    (by time median, then final metric; 1 is best), and solver_params when the entry has one.
+    n_runs, n_reached, n_<status> for each status, peak_memory_median, final_oracle_median,
+    final_time_median, final_step_median, message (the first run's that has one: why it failed
+    or was skipped), rank (by time median, then final metric; 1 is best), and solver_params when
+    the entry has one. This is the one summary of a results table: `show`, `score`, `compare`
+    and the site read it.
     """
     low, high = quantiles
     records = []
@@ -318,6 +321,8 @@ def summary(runs: pd.DataFrame, quantiles: tuple[float, float] = QUANTILES) -> p
         record["final_metric_median"] = median(group["final_metric"])
         record["final_oracle_median"] = median(group["final_oracle_total"])
         record["final_time_median"] = median(group["final_time"])
+        record["final_step_median"] = median(group["final_step"])
+        record["message"] = next((m for m in group["message"] if isinstance(m, str) and m), "")
         record["peak_memory_median"] = median(group["peak_memory_bytes"])
         records.append(record)
     table = pd.DataFrame.from_records(records)

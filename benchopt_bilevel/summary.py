@@ -1,13 +1,27 @@
-"""The summary table printed after `run` and by `show`: one line per (problem, solver)."""
+"""The summary printed after `run` and by `show`: the entries of `scoring.summary` (computed
+with `run_table(results, strict=False)`, so problems without a target are shown too) as one
+table per problem.
+
+It fits an 80-column terminal without cutting a name: the problem and its target metric head
+each table (named once, not on every row), the solver column never wraps and the numbers are
+short and the column headers are single words, explained once in a footnote.
+"""
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
+from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from .scoring import median, problem_target, run_table
+from .results import STATUSES
+from .scoring import problem_target
+
+FOOTNOTE = ("time: synchronized seconds of solver steps (evaluation excluded); final: the target "
+            "metric at the end of the runs; to target: seconds to reach it (runs that did / runs); "
+            "medians over seeds.")
 
 
 def target_of(problem: str) -> tuple[str, float]:
@@ -16,74 +30,73 @@ def target_of(problem: str) -> tuple[str, float]:
     return target.column, target.value
 
 
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (problem, solver): runs, statuses, median final metric, median time-to-target, steps.
-
-    Times-to-target come from `scoring.run_table` (the leaderboard's definition), so `show` and
-    the published leaderboard always agree.
-    """
-    runs = run_table(results, strict=False)
-    lines = []
-    for (problem, solver), group in runs.groupby(["problem", "solver"], sort=True):
-        statuses = group["status"].value_counts().to_dict()
-        lines.append({
-            "problem": problem,
-            "solver": solver,
-            "runs": len(group),
-            "status": ", ".join(f"{k}×{v}" if v > 1 else k for k, v in sorted(statuses.items())),
-            "metric": group["target_metric"].iloc[0],
-            "final_metric": median(group["final_metric"]),
-            "target": float(group["target_value"].iloc[0]),
-            "time_to_target": median(group["time_to_target"]),
-            "reached": int(group["reached"].sum()),
-            "steps": int(np.nan_to_num(median(group["final_step"]))),
-            "time": float(np.nan_to_num(median(group["final_time"]))),
-            "message": next((m for m in group["message"] if isinstance(m, str) and m), ""),
-        })
-    summary = pd.DataFrame(lines)
-    if len(summary):
-        summary = summary.sort_values(["problem", "time_to_target", "final_metric"]).reset_index(drop=True)
-    return summary
-
-
-def _format(value: float, unit: str = "") -> str:
+def _number(value: float) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "—"
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    return f"{value:.3g}{unit}"
+    return f"{value:.3g}"
 
 
-def summary_table(summary: pd.DataFrame) -> Table:
-    """The summary as a rich table."""
-    table = Table(title="benchopt-bilevel results", show_lines=False)
-    for name, justify in (("problem", "left"), ("solver", "left"), ("status", "left"), ("runs", "right"),
-                          ("steps", "right"), ("time", "right"), ("final metric", "right"),
-                          ("time to target", "right")):
-        table.add_column(name, justify=justify)
-    for _, line in summary.iterrows():
-        reached = f" ({line['reached']}/{line['runs']})" if line["runs"] > 1 else ""
-        table.add_row(line["problem"], line["solver"], line["status"], str(line["runs"]), str(line["steps"]),
-                      _format(line["time"], " s"),
-                      f"{line['metric']} {_format(line['final_metric'])}",
-                      _format(line["time_to_target"], " s") + reached)
-    if len(summary):
-        targets = ", ".join(f"{p}: {g['metric'].iloc[0]} ≤ {g['target'].iloc[0]:g}"
-                            for p, g in summary.groupby("problem"))
-        table.caption = f"target — {targets}; time = synchronized seconds of solver steps (evaluation excluded)"
+def status_text(entry: pd.Series) -> str:
+    """'ok', or 'diverged×2, ok' for an entry whose runs ended differently."""
+    counts = {status: int(entry.get(f"n_{status}", 0)) for status in STATUSES}
+    return ", ".join(f"{s}×{n}" if n > 1 else s for s, n in sorted(counts.items()) if n)
+
+
+def _problem_table(title: str, entries: pd.DataFrame, width: int) -> Table:
+    rows = []
+    for _, entry in entries.iterrows():
+        reached = f" ({entry['n_reached']}/{entry['n_runs']})" if entry["n_runs"] > 1 else ""
+        steps = entry["final_step_median"]
+        rows.append([entry["solver_label"], status_text(entry), "nan" if math.isnan(steps) else str(int(steps)),
+                     _number(entry["final_time_median"]), _number(entry["final_metric_median"]),
+                     _number(entry["time_median"]) + reached])
+    headers = ["solver", "status", "steps", "time", "final", "to target"]
+    columns = [[header, *cells] for header, cells in zip(headers, zip(*rows))]
+    # Too wide: status and to-target wrap at their spaces, set here to their longest word
+    # (rich's own shrinking would cut words); the solver and the numbers never wrap.
+    squeeze = sum(max(map(len, column)) for column in columns) + 2 * (len(columns) - 1) > width
+    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    for index, (header, column) in enumerate(zip(headers, columns)):
+        wraps = header in ("status", "to target")
+        words = max(len(word) for cell in column for word in cell.split())
+        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=not wraps,
+                         width=words if wraps and squeeze else None)
+    for row in rows:
+        table.add_row(*map(Text, row))  # Text: a label's "[...]" is no console markup
     return table
 
 
-def failure_notes(summary: pd.DataFrame, width: int = 320) -> list[str]:
-    """One line per (problem, solver) whose runs did not all end `ok`: the first run's message
-    (why it failed, or was skipped), so the table never hides a reason. A longer message keeps
-    its head and its tail (where the remedy usually is) within `width` characters."""
+def summary_view(entries: pd.DataFrame, width: int = 80) -> Group:
+    """`entries` (from `scoring.summary`) as a rich renderable for a terminal of `width` columns:
+    a table per problem (per device class and problem when there are several device classes),
+    headed by its target, then a footnote."""
+    several_devices = entries["device_class"].nunique() > 1 if len(entries) else False
+    tables = []
+    for (device, problem), group in entries.groupby(["device_class", "problem_label"], sort=True):
+        first = group.iloc[0]
+        title = f"{problem}: {first['target_metric']} ≤ {first['target_value']:g}"
+        if several_devices:
+            title += f" on {device}"
+        tables.append(_problem_table(title, group.sort_values("rank"), width))
+    if not tables:
+        return Group(Text("no runs"))
+    return Group(*tables, Text(FOOTNOTE, style="dim"))
+
+
+def failure_notes(entries: pd.DataFrame, width: int = 320) -> list[str]:
+    """One line per entry whose runs did not all end `ok`: the first run's message (why it
+    failed, or was skipped), so the table never hides a reason. A longer message keeps its head
+    and its tail (where the remedy usually is) within `width` characters."""
     notes = []
-    for _, line in summary.iterrows():
-        if line["status"] == "ok" or not line["message"]:
+    for _, entry in entries.iterrows():
+        status = status_text(entry)
+        if status == "ok" or not entry["message"]:
             continue
-        message = " ".join(str(line["message"]).split())
+        message = " ".join(str(entry["message"]).split())
         if len(message) > width:
             message = message[:width // 3] + " … " + message[-(width - width // 3 - 3):]
-        notes.append(f"{line['problem']} {line['solver']} ({line['status']}): {message}")
+        notes.append(f"{entry['problem_label']} {entry['solver_label']} ({status}): {message}")
     return notes
