@@ -146,3 +146,35 @@ def test_tune_command(tmp_path):
     bad = CliRunner().invoke(main, ["tune", "--problem", PROBLEM, "--solver", "soba", "--tuning-seeds", "1",
                                     "--fresh-seeds", "1", "--output-dir", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "fresh seeds must differ" in bad.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], "--jobs"),
+    (["--executor", "ray"], "--executor"),
+    (["--timeout", "-1"], "--timeout"),
+    (["--executor", "slurm", "--slurm-option", "account"], "expected KEY=VALUE"),
+])
+def test_tune_takes_the_execution_options_of_run(tmp_path, args, message):
+    output = tmp_path / "out"
+    result = CliRunner().invoke(main, ["tune", "--problem", PROBLEM, "--solver", "soba", "--n-trials", "1",
+                                       "--max-steps", "5", "--output-dir", str(output), *args])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert not output.exists()
+
+
+def test_tune_resumes_in_its_output_directory(tmp_path):
+    """A second identical `tune` (inline executor) reruns nothing and selects the same trials."""
+    args = ["tune", "--problem", PROBLEM, "--solver", "soba", "--n-trials", "2", "--tuning-seeds", "0,1",
+            "--fresh-seeds", "7", "--max-steps", "20", "--n-evals", "3", "--executor", "inline",
+            "--output-dir", str(tmp_path / "out"), "--artefact", str(tmp_path / "a.yaml")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.parquet")}
+    assert len(files) == 2 * 2 + 1
+    artefact = tuning.read_artefact(tmp_path / "a.yaml")
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "4 of 4 tuning runs already complete" in second.output and "1 of 1 fresh runs already complete" in second.output
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.parquet")} == files
+    again = tuning.read_artefact(tmp_path / "a.yaml")
+    assert again["tuning"]["solvers"] == artefact["tuning"]["solvers"]  # the same runs, the same selection
