@@ -1,6 +1,6 @@
 """Resume: a rerun of the same benchmark skips the runs already complete in its directory.
 
-A run's identity is the runner's `cell_identity` (problem, dataset, solver, both parameter
+A run's identity is `provenance.cell_identity` (problem, dataset, solver, both parameter
 sets, seed, device, dtype, compiled, run configuration, and the hash of the code it executes:
 solver, problem, every project module they use and the engine core); its id names its file,
 `<run_id>.parquet`. So:
