@@ -20,7 +20,8 @@ from .config import BenchmarkSpec
 from .executors.base import Executor, Task
 from .executors.inline import InlineExecutor
 from .params import parse_spec
-from .runner import Cell, RunConfig, cell_identity
+from .provenance import cell_identity
+from .runner import Cell, RunConfig
 
 # The embedded default benchmark, all offline: the literature-size quadratic, regularization
 # selection on ijcnn1 and hyper-cleaning on the shipped MNIST subset; one solver per family, one
