@@ -86,7 +86,7 @@ def profile_step(cell: Cell, device: str = "cpu", dtype: str = "float32", steps:
     x, y = problem.x0(), problem.y0()
     if oracle_times is None:
         oracle_times = time_oracles(oracles, x, y, clock)
-    declared = solver.oracle_cost()
+    declared = solver.oracle_cost(oracles.facts)
     with torch.no_grad():
         state = solver.init(oracles, x, y, rng.make_key(cell.seed, torch_device))
         for _ in range(3):  # warm up

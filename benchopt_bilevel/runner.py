@@ -121,7 +121,7 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             outcome["warmup_time"] = clock.now() - start
             oracles.reset_counts()
             oracles.calls.update(init_counts)
-            declared = solver.oracle_cost()
+            declared = solver.oracle_cost(oracles.facts)
 
             # Evaluation points: log-spaced in steps when a step budget is given, else in time.
             if config.max_steps:

@@ -10,6 +10,8 @@ paper's). The runner owns the loop, the clock and the results:
 
 A step may expose its hypergradient estimate as state["hypergradient"]; the runner then reports
 its error where the problem knows the exact one. Derivatives come only from `oracles`.
+`solver.oracle_cost(facts)` declares the oracle calls of one step from the problem's static
+facts (`ProblemFacts`, also `oracles.facts`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from .facts import ProblemFacts
 from .oracles import Oracles
 from .problem import Problem
 
@@ -97,12 +100,14 @@ class Solver:
             return f"{self.name} does not handle a constrained lower level"
         return None
 
-    def oracle_cost(self) -> dict[str, float]:
-        """Oracle calls per step by kind (the keys of `Oracles.calls`), averaged over a cycle."""
+    def oracle_cost(self, facts: ProblemFacts) -> dict[str, float]:
+        """Oracle calls per step by kind (the keys of `Oracles.calls`), averaged over a cycle, on a
+        problem with these static facts."""
         raise NotImplementedError
 
     def init(self, oracles: Oracles, x: torch.Tensor, y: torch.Tensor, key: torch.Tensor) -> State:
-        raise NotImplementedError
+        """The starting state; by default `initial_state` with nothing more."""
+        return self.initial_state(x, y, key)
 
     def step(self, oracles: Oracles, state: State) -> State:
         raise NotImplementedError
@@ -111,6 +116,11 @@ class Solver:
         return state["x"], state["y"]
 
     # -- helpers for subclasses -----------------------------------------------------------------
+    @staticmethod
+    def initial_state(x: torch.Tensor, y: torch.Tensor, key: torch.Tensor, **extra: torch.Tensor) -> State:
+        """x, y, key, a zero hypergradient estimate (none formed yet), then the method's `extra`."""
+        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x), **extra}
+
     @staticmethod
     def counter(like: torch.Tensor) -> torch.Tensor:
         """A step counter t = 0 as a tensor on the device of `like` (float: feeds schedules)."""

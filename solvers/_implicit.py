@@ -6,14 +6,15 @@ Each outer step:
     v ← K iterations of a linear solver on ∇²_yy g(x, y) v = ∇_y f(x, y)
     x ← x − γ (∇_x f(x, y) − ∇²_xy g(x, y) v)
 
-on the full batch (deterministic), or on one inner/outer mini-batch per step when
-`batch="mini"`. The named methods are this loop with one linear solver each.
+on the full batch (deterministic). The named methods are this loop with one linear solver each
+(`linalg.get_linear_solver`).
 """
 from dataclasses import dataclass
 
 import torch
 
 from benchopt_bilevel import inner
+from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
 from benchopt_bilevel.linalg import get_linear_solver
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
@@ -43,15 +44,15 @@ class ImplicitSolver(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 50), "n_linear_steps": IntRange(1, 50)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
-        # A warm-started CG (or Lanczos / subspace solve) spends one matvec on its first residual.
-        extra = 1 if (self.linear_solver in ("cg", "lanczos", "subspace") and p.warm_start_v) else 0
+        # A warm-started CG spends one matvec on its first residual.
+        extra = 1 if (self.linear_solver == "cg" and p.warm_start_v) else 0
         return {"grad_inner_full": p.n_inner_steps, "hvp_full": p.n_linear_steps + extra,
                 "cross_full": 1, "grad_outer_full": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y))
 
     def step(self, oracles, state):
         p = self.params
@@ -60,8 +61,8 @@ class ImplicitSolver(Solver):
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
         solve = get_linear_solver(self.linear_solver)
         options = {} if self.linear_solver == "cg" else {"step": p.step_inner}
-        v = solve(lambda w: oracles.hvp_inner(x, y, w, None), grad_y_f,
+        v = solve(hessian_matvec(oracles, x, y, None), grad_y_f,
                   v0=state["v"] if p.warm_start_v else None, maxiter=p.n_linear_steps, **options)
-        hypergradient = grad_x_f - oracles.cross_inner(x, y, v, None)
+        hypergradient = implicit_hypergradient(oracles, x, y, v, None, grad_x_f)
         return {"x": x - p.step_outer * hypergradient, "y": y, "v": v, "key": state["key"],
                 "hypergradient": hypergradient}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner, rng
+from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
 from benchopt_bilevel.linalg import conjugate_gradient
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
@@ -47,12 +48,12 @@ class AmIGO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "n_inner_steps": IntRange(1, 20), "linear_solver": Choice(("sgd", "cg"))}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner": p.n_inner_steps, "hvp": p.n_linear_steps, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y))
 
     def step(self, oracles, state):
         p = self.params
@@ -64,12 +65,11 @@ class AmIGO(Solver):
         if p.linear_solver == "cg":
             key, k_cg = rng.split(key)
             batch = oracles.sample_inner(k_cg)
-            v = conjugate_gradient(lambda w: oracles.hvp_inner(x, y, w, batch), grad_y_f,
-                                   v0=v, maxiter=p.n_linear_steps - 1)
+            v = conjugate_gradient(hessian_matvec(oracles, x, y, batch), grad_y_f, v0=v, maxiter=p.n_linear_steps - 1)
         else:
             for _ in range(p.n_linear_steps):
                 key, k_hvp = rng.split(key)
                 v = v - p.step_inner * (oracles.hvp_inner(x, y, v, oracles.sample_inner(k_hvp)) - grad_y_f)
-        hypergradient = grad_x_f - oracles.cross_inner(x, y, v, oracles.sample_inner(k_cross))
+        hypergradient = implicit_hypergradient(oracles, x, y, v, oracles.sample_inner(k_cross), grad_x_f)
         return {"x": x - p.step_inner * p.outer_ratio * hypergradient, "y": y, "v": v, "key": key,
                 "hypergradient": hypergradient}

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
+from benchopt_bilevel.hypergradient import implicit_hypergradient, sampled_hessian_matvec
+from benchopt_bilevel.linalg import random_neumann_product
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
-
-from ._stochastic_neumann import random_neumann_product
 
 
 @dataclass
@@ -57,7 +57,11 @@ class BiAdam(Solver):
                     "momentum": LogUniform(0.1, 10.0), "eps": LogUniform(1e-3, 1.0),
                     "n_neumann_terms": IntRange(1, 30)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        self.eta = make_schedule(1.0, self.params.decay)
+
+    def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": self.params.n_neumann_terms - 1, "cross": 1, "grad_outer": 1}
 
     def estimates(self, oracles, x, y, key):
@@ -67,8 +71,9 @@ class BiAdam(Solver):
         inner_batch = oracles.sample_inner(k_inner)
         grad_y_g = oracles.grad_inner_y(x, y, inner_batch)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, oracles.sample_outer(k_outer))
-        (v,), key = random_neumann_product(oracles, [(x, y)], [grad_y_f], key, p.n_neumann_terms, p.step_inner)
-        return grad_x_f - oracles.cross_inner(x, y, v, inner_batch), grad_y_g, key
+        (v,), key = random_neumann_product(sampled_hessian_matvec(oracles, [(x, y)]), [grad_y_f], key=key,
+                                           n_terms=p.n_neumann_terms, step=p.step_inner)
+        return implicit_hypergradient(oracles, x, y, v, inner_batch, grad_x_f), grad_y_g, key
 
     def init(self, oracles, x, y, key):
         phi, grad_y_g, key = self.estimates(oracles, x, y, key)
@@ -78,7 +83,7 @@ class BiAdam(Solver):
     def step(self, oracles, state):
         p = self.params
         t = state["t"]
-        eta = torch.as_tensor(make_schedule(1.0, p.decay)(t), dtype=t.dtype, device=t.device)
+        eta = torch.as_tensor(self.eta(t), dtype=t.dtype, device=t.device)
         weight = torch.clamp(p.momentum * eta, max=1.0)
         a_matrix = torch.sqrt(state["a"]) + p.eps
         b_scalar = torch.clamp(state["b"], min=p.eps)

@@ -47,11 +47,8 @@ class BOME(Solver):
     search_space = {"step": LogUniform(1e-3, 1.0), "step_inner": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 50), "eta": LogUniform(1e-2, 1.0)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         return {"grad_inner_full": self.params.n_inner_steps + 2, "grad_outer_full": 1}
-
-    def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x)}
 
     def step(self, oracles, state):
         p = self.params

@@ -18,13 +18,11 @@ arXiv 1802.02246, 2018.
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel import inner, rng
+from benchopt_bilevel.hypergradient import implicit_hypergradient, sampled_hessian_matvec
+from benchopt_bilevel.linalg import random_neumann_product
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
-
-from ._stochastic_neumann import random_neumann_product
 
 
 @dataclass
@@ -51,21 +49,26 @@ class BSA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "n_inner_steps": IntRange(1, 50), "n_neumann_terms": IntRange(1, 50)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        p = self.params
+        self.alpha = make_schedule(p.step_inner, p.decay_inner)
+        self.gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay_outer)
+
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner": p.n_inner_steps, "hvp": p.n_neumann_terms - 1, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "t": self.counter(x), "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, t=self.counter(x))
 
     def step(self, oracles, state):
         p = self.params
         t, x = state["t"], state["x"]
-        alpha = make_schedule(p.step_inner, p.decay_inner)(t)
-        gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay_outer)(t)
-        y, key = inner.sgd(oracles, x, state["y"], state["key"], p.n_inner_steps, alpha)
+        y, key = inner.sgd(oracles, x, state["y"], state["key"], p.n_inner_steps, self.alpha(t))
         key, k_outer, k_cross = rng.split(key, 3)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, oracles.sample_outer(k_outer))
-        (v,), key = random_neumann_product(oracles, [(x, y)], [grad_y_f], key, p.n_neumann_terms, p.step_inner)
-        d = grad_x_f - oracles.cross_inner(x, y, v, oracles.sample_inner(k_cross))
-        return {"x": x - gamma * d, "y": y, "key": key, "t": t + 1, "hypergradient": d}
+        (v,), key = random_neumann_product(sampled_hessian_matvec(oracles, [(x, y)]), [grad_y_f], key=key,
+                                           n_terms=p.n_neumann_terms, step=p.step_inner)
+        d = implicit_hypergradient(oracles, x, y, v, oracles.sample_inner(k_cross), grad_x_f)
+        return {"x": x - self.gamma(t) * d, "y": y, "key": key, "t": t + 1, "hypergradient": d}

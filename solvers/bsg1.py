@@ -79,11 +79,11 @@ class BSG1(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "n_inner_steps": IntRange(1, 50)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         return {"grad_inner": self.params.n_inner_steps + 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": oracles.project_y(y), "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, oracles.project_y(y), key)
 
     def step(self, oracles, state):
         p = self.params

@@ -33,7 +33,7 @@ import torch
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.nn.broyden import broyden, inverse_apply_transpose
-from benchopt_bilevel.nn.optim import outer_update
+from benchopt_bilevel.optim import outer_optimizer
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 BACKWARDS = ("implicit", "shine", "jfb", "capped")
@@ -69,15 +69,18 @@ class DEQImplicit(Solver):
     search_space = {"step_outer": LogUniform(1e-4, 1e-1), "backward": Choice(BACKWARDS),
                     "forward_iters": IntRange(5, 40), "backward_iters": IntRange(1, 40)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        self.outer = outer_optimizer(self.params.outer_optimizer, self.params.step_outer)
+
+    def oracle_cost(self, facts):
         p = self.params
         backward = {"implicit": p.backward_iters + 1, "shine": p.refine + 1 if p.refine else 0,
                     "jfb": 0, "capped": p.backward_iters}[p.backward]
         return {"grad_inner": p.forward_iters + 1, "grad_outer": 1, "hvp": backward + 1, "cross": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x),
-                "m": torch.zeros_like(x), "s": torch.zeros_like(x), "t": self.counter(x)}
+        return self.initial_state(x, y, key, **self.outer.init(x))
 
     def backward_direction(self, oracles, x, y, batch, grad_y_f, estimate, rows):
         """w ≈ (I − Jᵀ)⁻¹ ∇_y f by the chosen rule; rows = the independent rows of y."""
@@ -118,5 +121,5 @@ class DEQImplicit(Solver):
         w = self.backward_direction(oracles, x, y, batch, grad_y_f, estimate, rows)
         _, jx_w = oracles.fixed_point_vjp(x, y, w, batch, p.step_inner)
         hypergradient = grad_x_f + jx_w
-        return {**outer_update(x, hypergradient, state, p.outer_optimizer, p.step_outer),
-                "y": y, "key": key, "hypergradient": hypergradient}
+        update, opt_state = self.outer.update(hypergradient, state)
+        return {"x": x - update, **opt_state, "y": y, "key": key, "hypergradient": hypergradient}

@@ -80,12 +80,9 @@ class ESJ(Solver):
                     "n_inner_steps": IntRange(1, 50), "n_directions": IntRange(1, 20),
                     "smoothing": LogUniform(1e-3, 1.0)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner_full": (p.n_directions + 1) * p.n_inner_steps, "grad_outer_full": 1}
-
-    def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x)}
 
     def step(self, oracles, state):
         p = self.params

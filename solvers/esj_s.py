@@ -23,7 +23,7 @@ class ESJS(ESJ):
     description = "Stochastic ESJ: mini-batch inner SGD, perturbed runs on the same batches"
     stochastic = True
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner": (p.n_directions + 1) * p.n_inner_steps, "grad_outer": 1}
 

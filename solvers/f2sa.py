@@ -50,13 +50,13 @@ class F2SA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "delta_lambda": LogUniform(1e-4, 1.0)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         t = self.params.n_inner_steps
         return {"grad_inner": 2 * t + 2, "grad_outer": t + 1}
 
     def init(self, oracles, x, y, key):
         lam = torch.full((), self.params.lambda0, dtype=x.dtype, device=x.device)
-        return {"x": x, "y": y, "z": y, "lam": lam, "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, z=y, lam=lam)
 
     def step(self, oracles, state):
         p = self.params

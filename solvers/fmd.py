@@ -12,7 +12,7 @@ forward cross products (∇²_yx g e_i). For the same T the hypergradient equals
 but needs no stored path (memory d_y × d_x instead of T × d_y).
 
 Oracle cost per step (full batch): T grad_inner, T·d_x hvp, T·d_x cross, 1 grad_outer
-(d_x = the problem's dim_x, known once the solver has seen the problem in `skip` or `init`).
+(d_x = the problem's dim_x, from the facts `oracle_cost` receives).
 
 Reference: L. Franceschi, M. Donini, P. Frasconi, M. Pontil. "Forward and reverse gradient-based
 hyperparameter optimization", ICML 2017, arXiv 1703.01785.
@@ -45,21 +45,13 @@ class FMD(Solver):
     Params = FMDParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 100)}
-    dim_x: int | None = None  # set from the problem: the cost per step depends on it
 
-    def skip(self, problem):
-        self.dim_x = problem.dim_x
-        return super().skip(problem)
-
-    def oracle_cost(self):
-        if self.dim_x is None:
-            raise RuntimeError("fmd's oracle cost depends on the problem's dim_x: call skip(problem) or init first")
-        t, d = self.params.n_inner_steps, self.dim_x
+    def oracle_cost(self, facts):
+        t, d = self.params.n_inner_steps, facts.dim_x
         return {"grad_inner_full": t, "hvp_full": t * d, "cross_full": t * d, "grad_outer_full": 1}
 
     def init(self, oracles, x, y, key):
-        self.dim_x = x.numel()
-        return {"x": x, "y": y, "y_start": y, "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, y_start=y)
 
     def step(self, oracles, state):
         p = self.params

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
+from benchopt_bilevel.hypergradient import implicit_hypergradient
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import LogUniform, Solver
 
@@ -42,27 +43,31 @@ class FSLA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "momentum": LogUniform(0.01, 1.0)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        p = self.params
+        self.rho = make_schedule(p.step_inner, p.decay)
+        self.gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay)
+        self.eta = make_schedule(p.momentum, p.decay)
+
+    def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": 1, "cross": 2, "grad_outer": 2}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "x_prev": x, "d": torch.zeros_like(x),
-                "key": key, "t": self.counter(x), "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y), x_prev=x, d=torch.zeros_like(x),
+                                  t=self.counter(x))
 
     def step(self, oracles, state):
-        p = self.params
         t, x, y, v, x_prev = state["t"], state["x"], state["y"], state["v"], state["x_prev"]
-        rho = make_schedule(p.step_inner, p.decay)(t)
-        gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay)(t)
-        eta = make_schedule(p.momentum, p.decay)(t)
+        rho, gamma, eta = self.rho(t), self.gamma(t), self.eta(t)
         key, k_y, k_v, k_outer, k_cross = rng.split(state["key"], 5)
         outer_batch, cross_batch = oracles.sample_outer(k_outer), oracles.sample_inner(k_cross)
 
         y_new = y - rho * oracles.grad_inner_y(x, y, oracles.sample_inner(k_y))
         grad_x_f, grad_y_f = oracles.grad_outer(x, y_new, outer_batch)
         v_new = v - rho * (oracles.hvp_inner(x, y_new, v, oracles.sample_inner(k_v)) - grad_y_f)
-        fresh = grad_x_f - oracles.cross_inner(x, y_new, v_new, cross_batch)
-        fresh_old = oracles.grad_outer_x(x_prev, y, outer_batch) - oracles.cross_inner(x_prev, y, v, cross_batch)
+        fresh = implicit_hypergradient(oracles, x, y_new, v_new, cross_batch, grad_x_f)
+        fresh_old = implicit_hypergradient(oracles, x_prev, y, v, cross_batch, oracles.grad_outer_x(x_prev, y, outer_batch))
         d = fresh + (1 - eta) * (t > 0) * (state["d"] - fresh_old)
         return {"x": x - gamma * d, "y": y_new, "v": v_new, "x_prev": x, "d": d, "key": key,
                 "t": t + 1, "hypergradient": d}

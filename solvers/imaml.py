@@ -25,26 +25,10 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner, rng
-from benchopt_bilevel.nn.optim import outer_update
+from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
+from benchopt_bilevel.linalg import conjugate_gradient
+from benchopt_bilevel.optim import outer_optimizer
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
-
-
-def truncated_cg(matvec, b: torch.Tensor, maxiter: int) -> torch.Tensor:
-    """CG from 0 for `maxiter` matvecs, frozen once a direction has pᵀAp ≤ 0 (masked, no branch)."""
-    v, r = torch.zeros_like(b), b.clone()
-    p, rs = r, torch.dot(r, r)
-    active = torch.ones((), dtype=b.dtype, device=b.device)
-    tiny = torch.finfo(b.dtype).tiny
-    for _ in range(maxiter):
-        ap = matvec(p)
-        curvature = torch.dot(p, ap)
-        active = active * (curvature > 0).to(b.dtype)
-        alpha = active * rs / torch.where(curvature > 0, curvature, torch.ones_like(curvature))
-        v, r = v + alpha * p, r - alpha * ap
-        rs_new = torch.dot(r, r)
-        p = r + active * rs_new / torch.clamp(rs, min=tiny) * p
-        rs = rs_new
-    return v
 
 
 @dataclass
@@ -75,14 +59,17 @@ class IMAML(Solver):
                     "n_inner_steps": IntRange(1, 32), "n_cg_steps": IntRange(1, 20),
                     "outer_optimizer": Choice(("adam", "sgd"))}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        self.outer = outer_optimizer(self.params.outer_optimizer, self.params.step_outer)
+
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner": p.n_tasks * p.n_inner_steps, "hvp": p.n_tasks * p.n_cg_steps,
                 "cross": p.n_tasks, "grad_outer": p.n_tasks}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x),
-                "m": torch.zeros_like(x), "s": torch.zeros_like(x), "t": self.counter(x)}
+        return self.initial_state(x, y, key, **self.outer.init(x))
 
     def step(self, oracles, state):
         p = self.params
@@ -96,8 +83,9 @@ class IMAML(Solver):
             y = oracles.y_start(x, batch) if episodic else y
             y = inner.gradient_descent(oracles, x, y, p.n_inner_steps, p.step_inner, batch)
             grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
-            v = truncated_cg(lambda w: oracles.hvp_inner(x, y, w, batch), grad_y_f, p.n_cg_steps)
-            total = total + grad_x_f - oracles.cross_inner(x, y, v, batch)
+            v = conjugate_gradient(hessian_matvec(oracles, x, y, batch), grad_y_f, maxiter=p.n_cg_steps,
+                                   stop_at_negative_curvature=True)
+            total = total + implicit_hypergradient(oracles, x, y, v, batch, grad_x_f)
         hypergradient = total / p.n_tasks
-        return {**outer_update(x, hypergradient, state, p.outer_optimizer, p.step_outer),
-                "y": y, "key": key, "hypergradient": hypergradient}
+        update, opt_state = self.outer.update(hypergradient, state)
+        return {"x": x - update, **opt_state, "y": y, "key": key, "hypergradient": hypergradient}

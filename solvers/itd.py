@@ -16,8 +16,6 @@ through reversible learning", ICML 2015; L. Franceschi, M. Donini, P. Frasconi, 
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel import inner
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
@@ -44,12 +42,12 @@ class ITD(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 100)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         t = self.params.n_inner_steps
         return {"grad_inner_full": t, "hvp_full": t, "cross_full": t, "grad_outer_full": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "y_start": y, "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, y_start=y)
 
     def step(self, oracles, state):
         return unrolled_step(oracles, state, self.params, n_backward_steps=self.params.n_inner_steps)

@@ -18,9 +18,8 @@ Backpropagation for implicit networks", AAAI 2022, arXiv 2103.12803.
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel import inner
+from benchopt_bilevel.hypergradient import implicit_hypergradient
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
@@ -47,17 +46,14 @@ class JFB(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 50)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         return {"grad_inner_full": self.params.n_inner_steps, "grad_outer_full": 1, "cross_full": 1}
-
-    def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x)}
 
     def step(self, oracles, state):
         p = self.params
         x = state["x"]
         y = inner.gradient_descent(oracles, x, state["y"], p.n_inner_steps, p.step_inner)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
-        hypergradient = grad_x_f - oracles.cross_inner(x, y, p.step_inner * grad_y_f, None)
+        hypergradient = implicit_hypergradient(oracles, x, y, p.step_inner * grad_y_f, None, grad_x_f)
         return {"x": x - p.step_outer * hypergradient, "y": y, "key": state["key"],
                 "hypergradient": hypergradient}

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner
-from benchopt_bilevel.krylov import lanczos_coefficients, lanczos_extend, lanczos_start
+from benchopt_bilevel.hypergradient import implicit_hypergradient
+from benchopt_bilevel.linalg import lanczos_coefficients, lanczos_extend, lanczos_start
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
@@ -55,13 +56,13 @@ class LancBiO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 20), "cycle": IntRange(1, 50)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner_full": p.cycle * p.n_inner_steps, "hvp_full": p.cycle + 1,
                 "cross_full": p.cycle, "grad_outer_full": p.cycle}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y))
 
     def step(self, oracles, state):
         p = self.params
@@ -76,6 +77,6 @@ class LancBiO(Solver):
             basis = lanczos_extend(basis, oracles.hvp_inner(x, y, basis["q"].reshape(y.shape), None))
             s = lanczos_coefficients(basis, b - w)
             v = anchor + (basis["Q"].T @ s).reshape(y.shape)
-            hypergradient = grad_x_f - oracles.cross_inner(x, y, v, None)
+            hypergradient = implicit_hypergradient(oracles, x, y, v, None, grad_x_f)
             x = x - p.step_outer * hypergradient
         return {"x": x, "y": y, "v": v, "key": state["key"], "hypergradient": hypergradient}

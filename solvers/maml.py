@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner, rng
-from benchopt_bilevel.nn.optim import outer_update
+from benchopt_bilevel.optim import outer_optimizer
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 
@@ -61,7 +61,11 @@ class MAML(Solver):
     def needs_second_order(self):
         return not self.params.first_order
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        self.outer = outer_optimizer(self.params.outer_optimizer, self.params.step_outer)
+
+    def oracle_cost(self, facts):
         p = self.params
         cost = {"grad_inner": p.n_tasks * p.n_inner_steps, "grad_outer": p.n_tasks}
         if not p.first_order:
@@ -69,8 +73,7 @@ class MAML(Solver):
         return cost
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x),
-                "m": torch.zeros_like(x), "s": torch.zeros_like(x), "t": self.counter(x)}
+        return self.initial_state(x, y, key, **self.outer.init(x))
 
     def step(self, oracles, state):
         p = self.params
@@ -94,5 +97,5 @@ class MAML(Solver):
                 d = d + oracles.y_start_vjp(x, batch, adjoint)
             total = total + d
         hypergradient = total / p.n_tasks
-        return {**outer_update(x, hypergradient, state, p.outer_optimizer, p.step_outer),
-                "y": y, "key": key, "hypergradient": hypergradient}
+        update, opt_state = self.outer.update(hypergradient, state)
+        return {"x": x - update, **opt_state, "y": y, "key": key, "hypergradient": hypergradient}

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
+from benchopt_bilevel.hypergradient import implicit_hypergradient, sampled_hessian_matvec
+from benchopt_bilevel.linalg import stochastic_neumann
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
-
-from ._stochastic_neumann import neumann_sum
 
 
 @dataclass
@@ -56,24 +56,29 @@ class MRBO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "momentum": LogUniform(0.05, 1.0), "n_neumann_steps": IntRange(1, 30)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        p = self.params
+        self.beta = make_schedule(p.step_inner, p.decay_step)
+        self.alpha = make_schedule(p.step_inner * p.outer_ratio, p.decay_step)
+        self.eta = make_schedule(p.momentum, p.decay_momentum)
+
+    def oracle_cost(self, facts):
         return {"grad_inner": 2, "hvp": 2 * self.params.n_neumann_steps, "cross": 2, "grad_outer": 2}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "x_prev": x, "y_prev": y, "u": torch.zeros_like(y),
-                "w": torch.zeros_like(x), "key": key, "t": self.counter(x), "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, x_prev=x, y_prev=y, u=torch.zeros_like(y), w=torch.zeros_like(x),
+                                  t=self.counter(x))
 
     def inverse_estimates(self, oracles, points, rhs, key):
         """v at every point, sharing batches (MRBO: the truncated Neumann sum)."""
         p = self.params
-        return neumann_sum(oracles, points, rhs, key, p.n_neumann_steps, p.step_inner)
+        return stochastic_neumann(sampled_hessian_matvec(oracles, points), rhs, key=key, maxiter=p.n_neumann_steps,
+                                  step=p.step_inner)
 
     def step(self, oracles, state):
-        p = self.params
         t, x, y, x_prev, y_prev = state["t"], state["x"], state["y"], state["x_prev"], state["y_prev"]
-        beta = make_schedule(p.step_inner, p.decay_step)(t)
-        alpha = make_schedule(p.step_inner * p.outer_ratio, p.decay_step)(t)
-        eta = make_schedule(p.momentum, p.decay_momentum)(t)
+        beta, alpha, eta = self.beta(t), self.alpha(t), self.eta(t)
         first = t == 0
         key, k_inner, k_outer = rng.split(state["key"], 3)
         i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
@@ -82,8 +87,8 @@ class MRBO(Solver):
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, j)
         grad_x_f_old, grad_y_f_old = oracles.grad_outer(x_prev, y_prev, j)
         (v, v_old), key = self.inverse_estimates(oracles, [(x, y), (x_prev, y_prev)], [grad_y_f, grad_y_f_old], key)
-        phi = grad_x_f - oracles.cross_inner(x, y, v, i)
-        phi_old = grad_x_f_old - oracles.cross_inner(x_prev, y_prev, v_old, i)
+        phi = implicit_hypergradient(oracles, x, y, v, i, grad_x_f)
+        phi_old = implicit_hypergradient(oracles, x_prev, y_prev, v_old, i, grad_x_f_old)
         w = storm(state["w"], phi, phi_old, eta, first)
         return {"x": x - alpha * w, "y": y - beta * u, "x_prev": x, "y_prev": y, "u": u, "w": w,
                 "key": key, "t": t + 1, "hypergradient": w}

@@ -48,7 +48,7 @@ class SABA(Solver):
     Params = SABAParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": 1, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
@@ -56,7 +56,7 @@ class SABA(Solver):
         inner = [oracles.grad_hvp_cross_inner(x, y, v, b)
                  for b in torch.arange(oracles.n_inner_batches, device=x.device)]
         outer = [oracles.grad_outer(x, y, b) for b in torch.arange(oracles.n_outer_batches, device=x.device)]
-        state = {"x": x, "y": y, "v": v, "key": key, "hypergradient": torch.zeros_like(x)}
+        state = self.initial_state(x, y, key, v=v)
         for name, values in (("gy", [i[0] for i in inner]), ("hvp", [i[1] for i in inner]),
                              ("cross", [i[2] for i in inner]), ("fx", [o[0] for o in outer]),
                              ("fy", [o[1] for o in outer])):

@@ -7,9 +7,10 @@
     x ← x − γ (∇_x f(x, y) − ∇²_xy g(x, y) v)
 
 H is the two-loop L-BFGS estimate (benchopt_bilevel.quasi_newton) with H₀ = γ_k I scaled by the
-newest pair, or `step_inner`·I while the history is empty. The history persists across outer
-steps: on a problem whose ∇²_yy g depends little on x, older pairs still describe its curvature.
-Inner steps take the unit quasi-Newton step (no line search: a fixed cost per step). `opa`
+newest pair, or `initial_inverse_scale`·I while the history is empty. The history persists across
+outer steps: on a problem whose ∇²_yy g depends little on x, older pairs still describe its
+curvature. Inner steps take the unit quasi-Newton step (no line search: a fixed cost per step),
+so SHINE has no inner step size: before any pair is stored, a step is −initial_inverse_scale·∇_y g. `opa`
 is the paper's outer-problem awareness: one extra secant pair along the current estimate of v,
 so that H is accurate in the direction the hypergradient needs (its Theorem 3), for two extra
 gradients; t = `opa_step`.
@@ -23,8 +24,7 @@ arXiv 2106.00553.
 """
 from dataclasses import dataclass
 
-import torch
-
+from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
 from benchopt_bilevel.linalg import conjugate_gradient
 from benchopt_bilevel.quasi_newton import lbfgs_apply, lbfgs_init, lbfgs_minimize, lbfgs_update
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
@@ -32,7 +32,7 @@ from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 @dataclass
 class SHINEParams:
-    step_inner: float = 0.1  # H₀ = step_inner · I before any curvature pair is stored
+    initial_inverse_scale: float = 0.1  # H₀ = initial_inverse_scale · I before any curvature pair is stored
     step_outer: float = 0.1  # γ
     n_inner_steps: int = 10  # T
     memory: int = 10  # L-BFGS pairs kept (the default of SciPy's L-BFGS-B)
@@ -43,8 +43,8 @@ class SHINEParams:
     def __post_init__(self):
         if self.n_inner_steps < 1 or self.memory < 1 or self.refine < 0:
             raise ValueError("need n_inner_steps >= 1, memory >= 1 and refine >= 0")
-        if self.step_inner <= 0 or self.step_outer <= 0 or self.opa_step <= 0:
-            raise ValueError("step sizes must be positive")
+        if self.initial_inverse_scale <= 0 or self.step_outer <= 0 or self.opa_step <= 0:
+            raise ValueError("initial_inverse_scale and the step sizes must be positive")
 
 
 class SHINE(Solver):
@@ -54,11 +54,11 @@ class SHINE(Solver):
     family = "implicit, shared inverse"
     stochastic = False
     Params = SHINEParams
-    search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
+    search_space = {"initial_inverse_scale": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 50), "memory": IntRange(1, 30), "refine": IntRange(0, 10),
                     "opa": Choice((False, True))}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         cost = {"grad_inner_full": p.n_inner_steps + (2 if p.opa else 0), "grad_outer_full": 1, "cross_full": 1}
         if p.refine > 0:
@@ -67,24 +67,23 @@ class SHINE(Solver):
 
     def init(self, oracles, x, y, key):
         history = lbfgs_init(y, self.params.memory)
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x),
-                **{"history_" + k: v for k, v in history.items()}}
+        return self.initial_state(x, y, key, **{"history_" + k: v for k, v in history.items()})
 
     def step(self, oracles, state):
         p = self.params
         x = state["x"]
         history = {k[len("history_"):]: v for k, v in state.items() if k.startswith("history_")}
         y, history = lbfgs_minimize(lambda y_: oracles.grad_inner_y(x, y_, None), state["y"], history,
-                                    p.n_inner_steps, h0=p.step_inner)
+                                    p.n_inner_steps, h0=p.initial_inverse_scale)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
-        v = lbfgs_apply(history, grad_y_f, h0=p.step_inner)
+        v = lbfgs_apply(history, grad_y_f, h0=p.initial_inverse_scale)
         if p.opa:
             u = p.opa_step * v
             grad_change = oracles.grad_inner_y(x, y + u, None) - oracles.grad_inner_y(x, y, None)
             history = lbfgs_update(history, u, grad_change, point=y)
-            v = lbfgs_apply(history, grad_y_f, h0=p.step_inner)
+            v = lbfgs_apply(history, grad_y_f, h0=p.initial_inverse_scale)
         if p.refine > 0:
-            v = conjugate_gradient(lambda w: oracles.hvp_inner(x, y, w, None), grad_y_f, v0=v, maxiter=p.refine)
-        hypergradient = grad_x_f - oracles.cross_inner(x, y, v, None)
+            v = conjugate_gradient(hessian_matvec(oracles, x, y, None), grad_y_f, v0=v, maxiter=p.refine)
+        hypergradient = implicit_hypergradient(oracles, x, y, v, None, grad_x_f)
         return {"x": x - p.step_outer * hypergradient, "y": y, "key": state["key"],
                 "hypergradient": hypergradient, **{"history_" + k: v_ for k, v_ in history.items()}}

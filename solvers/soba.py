@@ -41,17 +41,20 @@ class SOBA(Solver):
     Params = SOBAParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        p = self.params
+        self.rho = make_schedule(p.step_inner, p.decay_inner)
+        self.gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay_outer)
+
+    def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": 1, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "key": key, "t": self.counter(x),
-                "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y), t=self.counter(x))
 
     def step(self, oracles, state):
-        p = self.params
-        rho = make_schedule(p.step_inner, p.decay_inner)(state["t"])
-        gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay_outer)(state["t"])
+        rho, gamma = self.rho(state["t"]), self.gamma(state["t"])
         x, y, v = state["x"], state["y"], state["v"]
         key, k_inner, k_outer = rng.split(state["key"], 3)
         inner_batch, outer_batch = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)

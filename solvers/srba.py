@@ -57,13 +57,13 @@ class SRBA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "period": IntRange(2, 128)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         q = self.params.period - 1
         return {"grad_inner_full": 1, "hvp_full": 1, "cross_full": 1, "grad_outer_full": 1,
                 "grad_inner": 2 * q, "hvp": 2 * q, "cross": 2 * q, "grad_outer": 2 * q}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y))
 
     def step(self, oracles, state):
         rho = self.params.step_inner

@@ -14,9 +14,9 @@ design", ICML 2021, arXiv 2010.07962.
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel import inner, rng
+from benchopt_bilevel.hypergradient import implicit_hypergradient, sampled_hessian_matvec
+from benchopt_bilevel.linalg import stochastic_neumann
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
@@ -32,16 +32,6 @@ class StocBiOParams:
             raise ValueError("need n_inner_steps >= 1 and n_neumann_steps >= 0")
 
 
-def stochastic_neumann(oracles, x, y, b, key, n_steps: int, step: float):
-    """η Σ_{q=0}^{Q} Π_{j≤q} (I − η H_j) b with H_j = ∇²_yy g on a fresh batch per product."""
-    term, total = b, b
-    for _ in range(n_steps):
-        key, k_hvp = rng.split(key)
-        term = term - step * oracles.hvp_inner(x, y, term, oracles.sample_inner(k_hvp))
-        total = total + term
-    return step * total, key
-
-
 class StocBiO(Solver):
     name = "stocbio"
     description = "Inner SGD, then a Neumann-series adjoint with a fresh mini-batch per Hessian product"
@@ -52,12 +42,9 @@ class StocBiO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "n_inner_steps": IntRange(1, 50), "n_neumann_steps": IntRange(1, 50)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner": p.n_inner_steps, "hvp": p.n_neumann_steps, "cross": 1, "grad_outer": 1}
-
-    def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x)}
 
     def step(self, oracles, state):
         p = self.params
@@ -65,6 +52,7 @@ class StocBiO(Solver):
         y, key = inner.sgd(oracles, x, state["y"], state["key"], p.n_inner_steps, p.step_inner)
         key, k_outer, k_cross = rng.split(key, 3)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, oracles.sample_outer(k_outer))
-        v, key = stochastic_neumann(oracles, x, y, grad_y_f, key, p.n_neumann_steps, p.step_inner)
-        d = grad_x_f - oracles.cross_inner(x, y, v, oracles.sample_inner(k_cross))
+        (v,), key = stochastic_neumann(sampled_hessian_matvec(oracles, [(x, y)]), [grad_y_f], key=key,
+                                       maxiter=p.n_neumann_steps, step=p.step_inner)
+        d = implicit_hypergradient(oracles, x, y, v, oracles.sample_inner(k_cross), grad_x_f)
         return {"x": x - p.step_inner * p.outer_ratio * d, "y": y, "key": key, "hypergradient": d}

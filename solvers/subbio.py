@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner
-from benchopt_bilevel.krylov import galerkin_coefficients, orthonormal_rows
+from benchopt_bilevel.hypergradient import implicit_hypergradient
+from benchopt_bilevel.linalg import galerkin_coefficients, orthonormal_rows
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
@@ -48,12 +49,12 @@ class SubBiO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 20)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         return {"grad_inner_full": self.params.n_inner_steps, "hvp_full": 3, "cross_full": 1,
                 "grad_outer_full": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "v": torch.zeros_like(y), "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, v=torch.zeros_like(y))
 
     def step(self, oracles, state):
         p = self.params
@@ -68,6 +69,6 @@ class SubBiO(Solver):
         W = orthonormal_rows(torch.stack([b.reshape(-1), direction]))
         AW = torch.stack([hvp(W[0]), hvp(W[1])])
         v = (W.T @ galerkin_coefficients(W, AW, b)).reshape(y.shape)
-        hypergradient = grad_x_f - oracles.cross_inner(x, y, v, None)
+        hypergradient = implicit_hypergradient(oracles, x, y, v, None, grad_x_f)
         return {"x": x - p.step_outer * hypergradient, "y": y, "v": v, "key": state["key"],
                 "hypergradient": hypergradient}

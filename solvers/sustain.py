@@ -19,9 +19,10 @@ algorithm for stochastic bilevel optimization via double-momentum", NeurIPS 2021
 """
 from dataclasses import dataclass
 
+from benchopt_bilevel.hypergradient import sampled_hessian_matvec
+from benchopt_bilevel.linalg import random_neumann_product
 from benchopt_bilevel.solver import IntRange, LogUniform
 
-from ._stochastic_neumann import random_neumann_product
 from .mrbo import MRBO
 
 
@@ -48,9 +49,10 @@ class SUSTAIN(MRBO):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "momentum": LogUniform(0.05, 1.0), "n_neumann_terms": IntRange(1, 30)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         return {"grad_inner": 2, "hvp": 2 * (self.params.n_neumann_terms - 1), "cross": 2, "grad_outer": 2}
 
     def inverse_estimates(self, oracles, points, rhs, key):
         p = self.params
-        return random_neumann_product(oracles, points, rhs, key, p.n_neumann_terms, p.step_inner)
+        return random_neumann_product(sampled_hessian_matvec(oracles, points), rhs, key=key, n_terms=p.n_neumann_terms,
+                                      step=p.step_inner)

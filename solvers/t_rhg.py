@@ -17,8 +17,6 @@ optimization", AISTATS 2019, arXiv 1810.10667.
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 from .itd import unrolled_step
@@ -48,13 +46,13 @@ class TRHG(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 100), "n_backward_steps": IntRange(1, 100)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         return {"grad_inner_full": p.n_inner_steps, "hvp_full": p.n_backward_steps,
                 "cross_full": p.n_backward_steps, "grad_outer_full": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "y_start": y, "key": key, "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, y_start=y)
 
     def step(self, oracles, state):
         return unrolled_step(oracles, state, self.params, n_backward_steps=self.params.n_backward_steps)

@@ -17,13 +17,11 @@ SIAM J. Optim. 33(1), 2023, arXiv 2007.05170.
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel import rng
+from benchopt_bilevel.hypergradient import implicit_hypergradient, sampled_hessian_matvec
+from benchopt_bilevel.linalg import random_neumann_product
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
-
-from ._stochastic_neumann import random_neumann_product
 
 
 @dataclass
@@ -49,21 +47,26 @@ class TTSA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "n_neumann_terms": IntRange(1, 30)}
 
-    def oracle_cost(self):
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        p = self.params
+        self.beta = make_schedule(p.step_inner, p.decay_inner)
+        self.alpha = make_schedule(p.step_inner * p.outer_ratio, p.decay_outer)
+
+    def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": self.params.n_neumann_terms - 1, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "t": self.counter(x), "hypergradient": torch.zeros_like(x)}
+        return self.initial_state(x, y, key, t=self.counter(x))
 
     def step(self, oracles, state):
         p = self.params
         t, x = state["t"], state["x"]
-        beta = make_schedule(p.step_inner, p.decay_inner)(t)
-        alpha = make_schedule(p.step_inner * p.outer_ratio, p.decay_outer)(t)
         key, k_inner, k_outer = rng.split(state["key"], 3)
         inner_batch = oracles.sample_inner(k_inner)
-        y = oracles.project_y(state["y"] - beta * oracles.grad_inner_y(x, state["y"], inner_batch))
+        y = oracles.project_y(state["y"] - self.beta(t) * oracles.grad_inner_y(x, state["y"], inner_batch))
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, oracles.sample_outer(k_outer))
-        (v,), key = random_neumann_product(oracles, [(x, y)], [grad_y_f], key, p.n_neumann_terms, p.step_inner)
-        d = grad_x_f - oracles.cross_inner(x, y, v, inner_batch)
-        return {"x": x - alpha * d, "y": y, "key": key, "t": t + 1, "hypergradient": d}
+        (v,), key = random_neumann_product(sampled_hessian_matvec(oracles, [(x, y)]), [grad_y_f], key=key,
+                                           n_terms=p.n_neumann_terms, step=p.step_inner)
+        d = implicit_hypergradient(oracles, x, y, v, inner_batch, grad_x_f)
+        return {"x": x - self.alpha(t) * d, "y": y, "key": key, "t": t + 1, "hypergradient": d}

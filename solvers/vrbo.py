@@ -21,13 +21,10 @@ NeurIPS 2021, arXiv 2106.04692.
 """
 from dataclasses import dataclass
 
-import torch
-
 from benchopt_bilevel import rng
-from benchopt_bilevel.linalg import neumann
+from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient, sampled_hessian_matvec
+from benchopt_bilevel.linalg import neumann, stochastic_neumann
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
-
-from ._stochastic_neumann import neumann_sum
 
 
 @dataclass
@@ -53,14 +50,11 @@ class VRBO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
                     "n_inner_steps": IntRange(1, 20), "period": IntRange(1, 10)}
 
-    def oracle_cost(self):
+    def oracle_cost(self, facts):
         p = self.params
         n = p.period * p.n_inner_steps
         return {"grad_inner_full": 1, "hvp_full": p.n_neumann_steps, "cross_full": 1, "grad_outer_full": 1,
                 "grad_inner": 2 * n, "hvp": 2 * n * p.n_neumann_steps, "cross": 2 * n, "grad_outer": 2 * n}
-
-    def init(self, oracles, x, y, key):
-        return {"x": x, "y": y, "key": key, "hypergradient": torch.zeros_like(x)}
 
     def step(self, oracles, state):
         p = self.params
@@ -69,8 +63,8 @@ class VRBO(Solver):
 
         u = oracles.grad_inner_y(x, y, None)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
-        v = neumann(lambda w: oracles.hvp_inner(x, y, w, None), grad_y_f, maxiter=p.n_neumann_steps, step=beta)
-        w = grad_x_f - oracles.cross_inner(x, y, v, None)
+        v = neumann(hessian_matvec(oracles, x, y, None), grad_y_f, maxiter=p.n_neumann_steps, step=beta)
+        w = implicit_hypergradient(oracles, x, y, v, None, grad_x_f)
         hypergradient = w
         x_bar, y_bar = x, y
         for _ in range(p.period):
@@ -81,10 +75,11 @@ class VRBO(Solver):
                 u = u + oracles.grad_inner_y(x, y, i) - oracles.grad_inner_y(x_bar, y_bar, i)
                 grad_x_f, grad_y_f = oracles.grad_outer(x, y, j)
                 grad_x_f_bar, grad_y_f_bar = oracles.grad_outer(x_bar, y_bar, j)
-                (v, v_bar), key = neumann_sum(oracles, [(x, y), (x_bar, y_bar)], [grad_y_f, grad_y_f_bar],
-                                              key, p.n_neumann_steps, beta)
-                w = (w + grad_x_f - oracles.cross_inner(x, y, v, i)
-                     - grad_x_f_bar + oracles.cross_inner(x_bar, y_bar, v_bar, i))
+                (v, v_bar), key = stochastic_neumann(sampled_hessian_matvec(oracles, [(x, y), (x_bar, y_bar)]),
+                                                     [grad_y_f, grad_y_f_bar], key=key, maxiter=p.n_neumann_steps,
+                                                     step=beta)
+                w = (w + implicit_hypergradient(oracles, x, y, v, i, grad_x_f)
+                     - implicit_hypergradient(oracles, x_bar, y_bar, v_bar, i, grad_x_f_bar))
                 hypergradient = w
                 x_bar, y_bar = x, y
                 y = y - beta * u

@@ -98,7 +98,7 @@ def test_oracle_counts_match_declaration(name):
     period = getattr(cls, "cost_period", 1)
     n_steps = 2 * period
     solver, oracles, _ = _run_steps(cls, build_quadratic(), n_steps)
-    declared = {k: v * n_steps for k, v in solver.oracle_cost().items() if v}
+    declared = {k: v * n_steps for k, v in solver.oracle_cost(oracles.facts).items() if v}
     assert dict(oracles.calls) == pytest.approx(declared), f"{name}: counted {dict(oracles.calls)}"
 
 

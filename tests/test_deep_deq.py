@@ -133,7 +133,7 @@ def test_oracle_counts_match_declaration_on_the_deq(backward):
         state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0))
         oracles.reset_counts()
         state = solver.step(oracles, state)
-    assert dict(oracles.calls) == {k: v for k, v in solver.oracle_cost().items() if v}
+    assert dict(oracles.calls) == {k: v for k, v in solver.oracle_cost(oracles.facts).items() if v}
     assert torch.isfinite(state["x"]).all()
 
 

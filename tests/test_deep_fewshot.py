@@ -102,7 +102,7 @@ EPS = 1e-7
 def test_imaml_meta_gradient_matches_finite_differences():
     """ANIL form (strongly convex inner problem): iMAML's hypergradient with an exact inner
     solve and enough CG steps equals central finite differences of h(θ) = f(θ, y*(θ))."""
-    from benchopt_bilevel.solvers.imaml import truncated_cg
+    from benchopt_bilevel.linalg import conjugate_gradient
 
     problem = build(torch.float64, dataset="synthetic", inner="anil", reg=1.0, k_shot=2)
     oracles = Oracles(problem)
@@ -110,7 +110,8 @@ def test_imaml_meta_gradient_matches_finite_differences():
     y = _inner_solution(problem, x, batch)
     assert float(torch.linalg.vector_norm(oracles.grad_inner_y(x, y, batch))) < 1e-10
     grad_x_f, grad_y_f = oracles.grad_outer(x, y, batch)
-    v = truncated_cg(lambda w: oracles.hvp_inner(x, y, w, batch), grad_y_f, problem.dim_y)
+    v = conjugate_gradient(lambda w: oracles.hvp_inner(x, y, w, batch), grad_y_f, maxiter=problem.dim_y,
+                           stop_at_negative_curvature=True)
     hypergradient = grad_x_f - oracles.cross_inner(x, y, v, batch)
 
     direction = torch.randn(problem.dim_x, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -122,7 +123,8 @@ def test_imaml_meta_gradient_matches_finite_differences():
     finite_difference = float((h(EPS) - h(-EPS)) / (2 * EPS))
     assert float(hypergradient @ direction) == pytest.approx(finite_difference, rel=1e-4)
     # Too few CG steps leave a visible error: the test can tell.
-    v_short = truncated_cg(lambda w: oracles.hvp_inner(x, y, w, batch), grad_y_f, 1)
+    v_short = conjugate_gradient(lambda w: oracles.hvp_inner(x, y, w, batch), grad_y_f, maxiter=1,
+                                 stop_at_negative_curvature=True)
     short = grad_x_f - oracles.cross_inner(x, y, v_short, batch)
     assert float(short @ direction) != pytest.approx(finite_difference, rel=1e-2)
 

@@ -267,4 +267,4 @@ def test_shine_declared_cost_matches_counts_for_its_options(params):
         oracles.reset_counts()
         for _ in range(2):
             state = solver.step(oracles, state)
-    assert dict(oracles.calls) == {k: 2 * v for k, v in solver.oracle_cost().items()}
+    assert dict(oracles.calls) == {k: 2 * v for k, v in solver.oracle_cost(oracles.facts).items()}

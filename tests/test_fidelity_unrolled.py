@@ -138,4 +138,9 @@ def test_fmd_declares_its_dimension_dependent_cost():
     problem = _problem(dim_x=3, dim_y=4)
     solver = get_solver("fmd")(n_inner_steps=4)
     assert solver.skip(problem) is None
-    assert solver.oracle_cost() == {"grad_inner_full": 4, "hvp_full": 12, "cross_full": 12, "grad_outer_full": 1}
+    assert "dim_x" not in vars(solver)  # skip has no side effect: the cost comes from the facts
+    facts = Oracles(problem).facts
+    assert facts.dim_x == 3 and facts.dim_y == 4
+    assert solver.oracle_cost(facts) == {"grad_inner_full": 4, "hvp_full": 12, "cross_full": 12, "grad_outer_full": 1}
+    wider = get_solver("fmd")(n_inner_steps=4).oracle_cost(Oracles(_problem(dim_x=5, dim_y=4)).facts)
+    assert wider["hvp_full"] == 20 and wider["cross_full"] == 20

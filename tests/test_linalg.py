@@ -1,10 +1,16 @@
-"""Linear solvers: one signature, convergence to the exact solution, warm start, fixed cost."""
+"""Linear solvers: one signature, convergence to the exact solution, warm start, fixed cost;
+CG's options (negative-curvature guard, early exit); the stochastic Neumann estimates."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from benchopt_bilevel.linalg import SOLVERS, conjugate_gradient, fixed_point, get_linear_solver, neumann
+from benchopt_bilevel import rng
+from benchopt_bilevel.linalg import (SOLVERS, conjugate_gradient, fixed_point, get_linear_solver, lanczos, neumann,
+                                     random_neumann_product, stochastic_neumann, subspace)
+
+# Every solver with the common signature, registered for the AID family or not.
+SOLVE = {**SOLVERS, "lanczos": lanczos, "subspace": subspace}
 
 
 def _system(d=30, mu=0.5, L=2.0, seed=0):
@@ -25,11 +31,11 @@ def _counted(A):
     return matvec, calls
 
 
-@pytest.mark.parametrize("name", sorted(SOLVERS))
+@pytest.mark.parametrize("name", sorted(SOLVE))
 def test_converges_to_exact_solution(name):
     A, b, exact = _system()
     options = {} if name == "cg" else {"step": 1.0 / 2.0}
-    v = get_linear_solver(name)(lambda w: A @ w, b, maxiter=200, **options)
+    v = SOLVE[name](lambda w: A @ w, b, maxiter=200, **options)
     torch.testing.assert_close(v, exact, rtol=1e-8, atol=1e-8)
 
 
@@ -64,12 +70,12 @@ def test_warm_start_helps_and_costs_one_residual():
     assert torch.linalg.vector_norm(warm - exact) < torch.linalg.vector_norm(cold - exact)
 
 
-@pytest.mark.parametrize("name", sorted(SOLVERS))
+@pytest.mark.parametrize("name", sorted(SOLVE))
 def test_tolerance_freezes_without_changing_the_cost(name):
     A, b, exact = _system()
     matvec, calls = _counted(A)
     options = {} if name == "cg" else {"step": 0.5}
-    v = get_linear_solver(name)(matvec, b, maxiter=300, tol=1e-30 if name == "neumann" else 1e-6, **options)
+    v = SOLVE[name](matvec, b, maxiter=300, tol=1e-30 if name == "neumann" else 1e-6, **options)
     assert len(calls) == 300  # no early exit: a fixed cost compiles and counts
     assert torch.isfinite(v).all()
     assert torch.linalg.vector_norm(v - exact) < 1e-4
@@ -78,3 +84,105 @@ def test_tolerance_freezes_without_changing_the_cost(name):
 def test_unknown_linear_solver():
     with pytest.raises(ValueError, match="unknown linear solver"):
         get_linear_solver("gmres")
+    assert set(SOLVERS) == {"cg", "neumann", "fixed_point"}
+
+
+# -- conjugate gradient's options ---------------------------------------------------------------
+def _indefinite(d=12, seed=0):
+    """A symmetric matrix with eigenvalues in [−1, 2] and a right-hand side."""
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    return (q * torch.linspace(-1.0, 2.0, d, dtype=torch.float64)) @ q.T, torch.randn(d, generator=gen, dtype=torch.float64)
+
+
+def test_negative_curvature_guard_freezes_at_the_first_nonpositive_direction():
+    A, b = _indefinite()
+    matvec, calls = _counted(A)
+    iterates = [conjugate_gradient(matvec, b, maxiter=k, stop_at_negative_curvature=True) for k in range(1, 13)]
+    assert len(calls) == sum(range(1, 13))  # fixed cost even once frozen
+    assert all(torch.isfinite(v).all() for v in iterates)
+    frozen = [k for k in range(1, 12) if torch.equal(iterates[k], iterates[k - 1])]
+    assert frozen, "some direction of this indefinite system has non-positive curvature"
+    assert all(torch.equal(iterates[-1], iterates[k]) for k in frozen)  # frozen for good
+    # Without the guard CG keeps stepping along such directions.
+    assert not torch.equal(conjugate_gradient(lambda w: A @ w, b, maxiter=12), iterates[-1])
+
+
+def test_negative_curvature_guard_changes_nothing_on_a_positive_definite_system():
+    A, b, _ = _system()
+    torch.testing.assert_close(conjugate_gradient(lambda w: A @ w, b, maxiter=7, stop_at_negative_curvature=True),
+                               conjugate_gradient(lambda w: A @ w, b, maxiter=7), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tol, atol", [(1e-6, 0.0), (1e-3, 1e-3)])
+def test_early_exit_gives_the_masked_iterate_with_fewer_matvecs(tol, atol):
+    A, b, exact = _system(mu=0.1, L=2.0)
+    b = 100 * b  # ‖b‖ > 1: tol·‖b‖ and atol differ
+    matvec, calls = _counted(A)
+    masked = conjugate_gradient(matvec, b, maxiter=200, tol=tol, atol=atol)
+    calls.clear()
+    early = conjugate_gradient(matvec, b, maxiter=200, tol=tol, atol=atol, early_exit=True)
+    assert 0 < len(calls) < 200
+    torch.testing.assert_close(early, masked, rtol=0, atol=0)
+    residual = float(torch.linalg.vector_norm(A @ early - b))
+    assert residual <= max(tol * float(torch.linalg.vector_norm(b)), atol) * (1 + 1e-9)
+
+
+def test_atol_is_a_floor_on_the_tolerance():
+    A, b, _ = _system()
+    b = 1e-3 * b  # tol·‖b‖ far below atol
+    v = conjugate_gradient(lambda w: A @ w, b, maxiter=100, tol=1e-3, atol=1e-4)
+    residual = float(torch.linalg.vector_norm(A @ v - b))
+    assert 1e-9 < residual <= 1e-4
+
+
+# -- stochastic Neumann estimates ---------------------------------------------------------------
+def _sampled(matrices, calls=None):
+    """(ws, key) ↦ [A_B w], B drawn from key among `matrices`; one draw per call, shared by ws."""
+    def matvec(ws, key):
+        if calls is not None:
+            calls.append(len(ws))
+        A = matrices[int(rng.randint(key, len(matrices)))]
+        return [A @ w for w in ws]
+
+    return matvec
+
+
+def test_stochastic_neumann_with_one_matrix_is_the_neumann_series():
+    A, b, _ = _system(mu=0.5, L=2.0)
+    (v,), key = stochastic_neumann(_sampled([A]), [b], key=rng.make_key(0), maxiter=9, step=0.3)
+    torch.testing.assert_close(v, neumann(lambda w: A @ w, b, maxiter=9, step=0.3))
+    assert not torch.equal(key, rng.make_key(0))
+
+
+def test_stochastic_neumann_shares_batches_across_points_and_draws_one_per_term():
+    matrices = [_system(seed=s)[0] for s in range(4)]
+    b = _system()[1]
+    calls = []
+    (v1, v2), _ = stochastic_neumann(_sampled(matrices, calls), [b, 2 * b], key=rng.make_key(1), maxiter=6, step=0.2)
+    assert calls == [2] * 6
+    torch.testing.assert_close(v2, 2 * v1)  # the same batches at both points: linear in b
+    (w1,), _ = stochastic_neumann(_sampled(matrices), [b], key=rng.make_key(2), maxiter=6, step=0.2)
+    assert not torch.allclose(w1, v1)  # another key, other batches
+
+
+def test_random_neumann_product_is_an_unbiased_estimate_of_the_sum():
+    A, b, _ = _system(d=6, mu=0.5, L=2.0)
+    n_terms, step = 5, 0.3
+    estimates = []
+    for seed in range(4000):
+        (v,), _ = random_neumann_product(_sampled([A]), [b], key=rng.make_key(seed), n_terms=n_terms, step=step)
+        estimates.append(v)
+    mean = torch.stack(estimates).mean(0)
+    expected = neumann(lambda w: A @ w, b, maxiter=n_terms - 1, step=step)  # Q terms: k = 0 … Q−1
+    assert float(torch.linalg.vector_norm(mean - expected) / torch.linalg.vector_norm(expected)) < 0.05
+    assert float(torch.stack(estimates).std(0).max()) > 0.1  # a random estimate, not the sum itself
+
+
+def test_random_neumann_product_costs_q_minus_one_matvecs_and_one_term_is_scaled_b():
+    A, b, _ = _system()
+    calls = []
+    random_neumann_product(_sampled([A], calls), [b, b], key=rng.make_key(0), n_terms=7, step=0.1)
+    assert calls == [2] * 6
+    (v,), _ = random_neumann_product(_sampled([A]), [b], key=rng.make_key(0), n_terms=1, step=0.1)
+    torch.testing.assert_close(v, 0.1 * b)
