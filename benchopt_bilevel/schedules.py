@@ -1,4 +1,8 @@
-"""Step-size schedules shared by every solver: functions of the step counter t (a tensor)."""
+"""Step-size schedules shared by every solver: functions of the step counter t (a tensor).
+
+A solver builds its schedules once, from its parameters (in `__init__`), and its step only
+calls them: γ_t = schedule(state["t"]).
+"""
 from __future__ import annotations
 
 from typing import Callable

@@ -7,7 +7,7 @@ Both are pure tensor functions with the signature of `inner.sgd`,
 (fixed loop counts, batches drawn from `key`, data-dependent decisions made with masks), so a
 method can take them as an `inner_solver` choice and its step can still be compiled. They
 minimize g(x, ·) for a fixed x; `oracle_cost(name, n_steps, **options)` gives the calls one
-call makes, for the solvers' `oracle_cost()`.
+call makes, for the solvers' `oracle_cost(facts)`.
 
 AI-SARAH (Shi, Sadiev, Loizou, Richtárik, Takáč, "AI-SARAH: adaptive and implicit stochastic
 recursive gradient methods", TMLR 2023, arXiv 2102.09700), practical variant: per epoch,
