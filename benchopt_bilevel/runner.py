@@ -111,6 +111,10 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             clock.start()
             state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(seed, device))
             clock.stop()
+            # Distinct tensors, like the warm-up's copy: an init that returns one tensor under two
+            # keys (x_prev = x) would otherwise recompile the step inside the timed loop (dynamo
+            # guards on aliasing between inputs).
+            state = _clone(state)
             init_counts, init_time = dict(oracles.calls), clock.elapsed
             unroll = config.compile_steps if config.compile else 1
             chunk = make_chunk(solver, oracles, config.compile, device, unroll, config.compile_backend)
