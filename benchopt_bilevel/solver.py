@@ -75,6 +75,10 @@ class Solver:
     # so (e.g. a biased surrogate); the conformance suite then checks that it stays finite and
     # bounded instead of reaching the target. None for every method that converges.
     biased: ClassVar[str | None] = None
+    # Why `step` cannot be compiled with fullgraph=True (e.g. a data-dependent shape), for a
+    # method that truly cannot; the conformance suite then expects its compilation to fail, so a
+    # blocker that goes away is noticed. None for every method whose step compiles.
+    compile_blocker: ClassVar[str | None] = None
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
     Params: ClassVar[type] = type("Params", (), {})
