@@ -7,6 +7,8 @@ paper makes it biased says why in `Solver.biased`; it must then stay below BIASE
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 
 import pytest
 import torch
@@ -110,15 +112,41 @@ def test_no_nan_with_default_params(name):
             assert torch.isfinite(value).all(), key
 
 
+def _same(a, b) -> bool:
+    """Deep equality where tensors compare by value (dtype and shape included)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and _same(vars(a), vars(b))
+    return a == b
+
+
 @pytest.mark.parametrize("name", SOLVERS)
 def test_step_is_pure(name):
-    """step must not modify its input state in place (the runner's warm-up relies on it)."""
+    """step is a function of its input state only (the runner's warm-up and the compiled path
+    rely on it): it modifies neither that state nor the solver instance and its parameters, and
+    the same state gives the same output."""
     problem = build_quadratic()
     solver = solvers()[name]()
     oracles = Oracles(problem)
     with torch.no_grad():
         state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0, "cpu"))
+        tensors = dict(state)
         snapshot = {k: v.clone() for k, v in state.items()}
-        solver.step(oracles, state)
+        instance = copy.deepcopy(vars(solver))
+        first = solver.step(oracles, state)
+        second = solver.step(oracles, state)
+    assert state.keys() == snapshot.keys(), f"step changed the keys of its input: {sorted(state)}"
     for key in snapshot:
+        assert state[key] is tensors[key], f"step replaced state[{key!r}] in its input dict"
         assert torch.equal(snapshot[key], state[key]), f"step modified state[{key!r}] in place"
+    for attribute in instance.keys() | vars(solver).keys():
+        assert _same(instance.get(attribute), vars(solver).get(attribute)), (
+            f"step changed the solver's {attribute!r}: {instance.get(attribute)!r} -> {vars(solver).get(attribute)!r}")
+    assert first.keys() == second.keys()
+    for key in first:
+        assert _same(first[key], second[key]), f"two steps from one state differ in state[{key!r}]"
