@@ -1,8 +1,9 @@
 """The deep tracks on the leaderboard: tiny few-shot (Omniglot, shipped subsets) and DEQ
 (synthetic images) runs go through `publish` like any other problem, each with its table, its
-solver rows and its documented target."""
+solver rows and its documented target; the runs behind them finish ok."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from benchopt_bilevel.cli import main
+from benchopt_bilevel.results import load_results
 
 from test_deep_deq import TINY as DEQ_TINY
 from test_deep_fewshot import TINY as FEWSHOT_TINY
@@ -38,6 +40,17 @@ def test_fewshot_and_deq_runs_are_published(tmp_path):
                                "-s", "deq-implicit[backward=jfb,forward_iters=6]",
                                "-s", "deq-implicit[backward=shine,forward_iters=6]", *common])
     assert deq.exit_code == 0, deq.output
+    # A failed run still leaves a row (and a table entry), so check the runs themselves: three,
+    # each ok after its two steps with a test error in [0, 1].
+    runs = load_results(results).sort_values("step").groupby("run_id").tail(1)
+    runs = runs.assign(backward=runs["solver_params"].map(lambda text: json.loads(text).get("backward")))
+    assert sorted(zip(runs["problem"], runs["solver"], runs["backward"].fillna("-"))) == [
+        ("deq", "deq-implicit", "jfb"), ("deq", "deq-implicit", "shine"), ("fewshot", "maml", "-")]
+    for _, run in runs.iterrows():
+        where = f"{run['problem']} {run['solver']} {run['solver_params']}"
+        assert run["status"] == "ok", f"{where}: {run['status']} ({run['message']})"
+        assert run["stop_reason"] == "max_steps" and run["step"] == 2, where
+        assert 0.0 <= run["objective_test_error"] <= 1.0, where
     published = runner.invoke(main, ["publish", str(results), "--site", str(site)])
     assert published.exit_code == 0, published.output
     page = (site / "index.html").read_text()
