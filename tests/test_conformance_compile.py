@@ -157,7 +157,7 @@ class _DriftsFromEager(solvers()["soba"]):
     (_GrowsItsState, AssertionError, r"state\['history'\] is torch.float64\[2, 5\]"),
     (_CountsOnItself, torch._dynamo.exc.RecompileError, "steps_taken"),
     (_DriftsFromEager, AssertionError, r"step 1, state\['x'\]"),
-])
+], ids=["reads_a_value", "grows_its_state", "counts_on_itself", "drifts_from_eager"])
 def test_the_table_rejects(solver_cls, error, match, clean_dynamo):
     with pytest.raises(error, match=match):
         check_compiled_step(solver_cls())
