@@ -5,7 +5,9 @@ Schema (version SCHEMA_VERSION): one row per (run, evaluation point).
   seed, device, dtype, compiled, code_hash
 - measures: step, time (synchronized seconds of steps only), warmup_time (first chunk,
   compilation included), oracle_<kind> (calls so far, full-batch calls as <kind>_full),
-  oracle_total, peak_memory_bytes
+  oracle_total, peak_memory_bytes (the run's own peak above its start, -1 when unknown) and
+  memory_method (how it was measured: cuda_allocated_delta, linux_hwm_delta, process_peak_rss
+  or unknown; see memory.py)
 - metrics: objective_<name> (computed by the problem, never timed), hypergradient_error
 - outcome: status (ok / diverged / error / timeout / skipped), stop_reason, message, final
 - provenance: schema_version, package_version, git_revision, torch_version, python_version,
@@ -43,9 +45,10 @@ def oracle_columns(counts: Mapping[str, float], total: float) -> dict[str, float
     return {**columns, "oracle_total": float(total)}
 
 
-def no_rows(peak_memory_bytes: int) -> list[dict[str, Any]]:
+def no_rows(peak_memory_bytes: int, memory_method: str = "unknown") -> list[dict[str, Any]]:
     """The one row of a run that has no evaluation (skipped, or failed before the first one)."""
-    return [{"step": 0, "time": 0.0, "oracle_total": 0.0, "peak_memory_bytes": peak_memory_bytes}]
+    return [{"step": 0, "time": 0.0, "oracle_total": 0.0, "peak_memory_bytes": peak_memory_bytes,
+             "memory_method": memory_method}]
 
 
 def result_table(rows: list[dict[str, Any]], outcome: dict[str, Any], identity: dict[str, Any], run_id: str,
@@ -82,7 +85,7 @@ def failure_table(cell: Cell, config: RunConfig, status: str, stop_reason: str, 
     problem_cls, problem_params, _, solver_params = validate(cell)
     identity, run_id = cell_identity(cell, config)
     outcome = {"status": status, "stop_reason": stop_reason, "message": message, "warmup_time": float("nan")}
-    rows = no_rows(-1)  # peak memory unknown: the process that ran it is gone
+    rows = no_rows(-1, "unknown")  # peak memory unknown: the process that ran it is gone
     table = result_table(rows, outcome, identity, run_id, solver_params, problem_params,
                          torch.device(identity["device"]), problem_cls.value_metric)
     for key, value in columns.items():

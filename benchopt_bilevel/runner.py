@@ -20,8 +20,6 @@ What a cell is and how its problem is built: `cells.py`; chunks and their compil
 from __future__ import annotations
 
 import math
-import resource
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +31,12 @@ from .cells import DTYPES, Cell, RunConfig, build_problem, resolve_device, valid
 from .chunks import make_chunk
 from .clock import Clock
 from .errors import UserError
+from .memory import PeakMemory
 from .oracles import Oracles
 from .problem import Problem
 from .provenance import cell_identity
 from .results import no_rows, oracle_columns, result_table, write_run
 from .solver import Solver, State
-
-
-def _peak_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # process high-water mark
-    return int(peak_kib * (1 if sys.platform == "darwin" else 1024))
 
 
 def _log_grid(high: float, count: int, low: float) -> np.ndarray:
@@ -82,8 +74,9 @@ def run_cell(cell: Cell, config: RunConfig, output_dir: str | Path | None = None
     dtype = DTYPES[config.dtype]
     solver = solver_cls(solver_params)
     identity, run_id = cell_identity(cell, config)
-    rows, outcome = _run(problem_cls, problem_params, solver, cell.seed, config, device, dtype)
-    rows = rows or no_rows(_peak_memory(device))  # skipped or failed before the first evaluation
+    memory = PeakMemory(device)
+    rows, outcome = _run(problem_cls, problem_params, solver, cell.seed, config, device, dtype, memory)
+    rows = rows or no_rows(memory.peak(), memory.method)  # skipped or failed before the first evaluation
     table = result_table(rows, outcome, identity, run_id, solver_params, problem_params, device,
                          problem_cls.value_metric)
     if output_dir is not None:
@@ -92,11 +85,11 @@ def run_cell(cell: Cell, config: RunConfig, output_dir: str | Path | None = None
 
 
 def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConfig,
-         device: torch.device, dtype: torch.dtype) -> tuple[list[dict], dict]:
+         device: torch.device, dtype: torch.dtype,
+         memory: PeakMemory | None = None) -> tuple[list[dict], dict]:
     rows: list[dict] = []
     outcome = {"status": "ok", "stop_reason": "", "message": "", "warmup_time": float("nan")}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    memory = memory or PeakMemory(device)
     try:
         problem = build_problem(problem_cls, problem_params, device, dtype)
         reason = solver.skip(problem)
@@ -108,6 +101,9 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
         target_value = config.target if config.target is not None else problem_cls.target_value
         with torch.no_grad():
             # Initialization is part of a method's cost (e.g. SABA fills its memory): timed, counted.
+            # Memory is measured from here (the problem's data are not the method's) over the timed
+            # parts: paused for the warm-up's copy of the state and for evaluations (memory.py).
+            memory.start()
             clock.start()
             state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(seed, device))
             clock.stop()
@@ -120,9 +116,11 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             chunk = make_chunk(solver, oracles, config.compile, device, unroll, config.compile_backend)
             # Compiled: compile, then (CUDA) record the graph, on a throw-away copy of the state.
             warmup_steps = 3 * unroll if config.compile else 1
+            memory.pause()
             start = clock.now()
             chunk(_clone(state), warmup_steps)
             outcome["warmup_time"] = clock.now() - start
+            memory.resume()
             oracles.reset_counts()
             oracles.calls.update(init_counts)
             declared = solver.oracle_cost(oracles.facts)
@@ -137,13 +135,15 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             steps, initial = 0, None
 
             def record() -> dict[str, float]:
+                memory.pause()
                 metrics = _evaluate(problem, solver, state)
                 counts = dict(oracles.calls)
                 if config.compile:  # a compiled step calls the oracles only while tracing
                     counts = {k: init_counts.get(k, 0) + v * steps for k, v in declared.items()}
                 rows.append({"step": steps, "time": clock.elapsed,
                              **oracle_columns(counts, oracles.total_calls(counts)),
-                             "peak_memory_bytes": _peak_memory(device), **metrics})
+                             "peak_memory_bytes": memory.peak(), "memory_method": memory.method, **metrics})
+                memory.resume()
                 return metrics
 
             metrics = record()
