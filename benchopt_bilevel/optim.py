@@ -55,9 +55,13 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
 OPTIMIZERS: dict[str, Callable[[float], OuterOptimizer]] = {"sgd": sgd, "adam": adam}
 
 
+def check_outer_optimizer(name: str) -> None:
+    """ValueError unless `name` is a known outer optimizer (for a solver's Params validation)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown outer optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+
+
 def outer_optimizer(name: str, lr: float) -> OuterOptimizer:
     """The outer optimizer `name` (sgd or adam) with learning rate `lr` and its default settings."""
-    try:
-        return OPTIMIZERS[name](lr)
-    except KeyError:
-        raise ValueError(f"unknown outer optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}") from None
+    check_outer_optimizer(name)
+    return OPTIMIZERS[name](lr)

@@ -33,7 +33,7 @@ import torch
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.nn.broyden import broyden, inverse_apply_transpose
-from benchopt_bilevel.optim import outer_optimizer
+from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 BACKWARDS = ("implicit", "shine", "jfb", "capped")
@@ -54,8 +54,7 @@ class DEQParams:
             raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}, got {self.backward!r}")
         if self.forward_iters < 1 or self.backward_iters < 1 or self.refine < 0:
             raise ValueError("need forward_iters >= 1, backward_iters >= 1 and refine >= 0")
-        if self.outer_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"outer_optimizer must be adam or sgd, got {self.outer_optimizer!r}")
+        check_outer_optimizer(self.outer_optimizer)
 
 
 class DEQImplicit(Solver):

@@ -27,7 +27,7 @@ import torch
 from benchopt_bilevel import inner, rng
 from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
 from benchopt_bilevel.linalg import conjugate_gradient
-from benchopt_bilevel.optim import outer_optimizer
+from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 
@@ -43,8 +43,7 @@ class IMAMLParams:
     def __post_init__(self):
         if self.n_inner_steps < 0 or self.n_cg_steps < 1 or self.n_tasks < 1:
             raise ValueError("need n_inner_steps >= 0, n_cg_steps >= 1 and n_tasks >= 1")
-        if self.outer_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"outer_optimizer must be adam or sgd, got {self.outer_optimizer!r}")
+        check_outer_optimizer(self.outer_optimizer)
 
 
 class IMAML(Solver):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner, rng
-from benchopt_bilevel.optim import outer_optimizer
+from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 
@@ -42,8 +42,7 @@ class MAMLParams:
     def __post_init__(self):
         if self.n_inner_steps < 1 or self.n_tasks < 1:
             raise ValueError("need n_inner_steps >= 1 and n_tasks >= 1")
-        if self.outer_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"outer_optimizer must be adam or sgd, got {self.outer_optimizer!r}")
+        check_outer_optimizer(self.outer_optimizer)
 
 
 class MAML(Solver):
