@@ -214,6 +214,7 @@ _COMMAND_MODULES = {
     "benchopt_bilevel.data.cli": ["datasets"],
     "benchopt_bilevel.cli_leaderboard": ["publish", "compare", "score"],
     "benchopt_bilevel.cli_tune": ["tune"],
+    "benchopt_bilevel.cli_check": ["check"],
     "benchopt_bilevel.cli_benchopt": ["export_benchopt"],
 }
 

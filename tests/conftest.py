@@ -4,12 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchopt_bilevel.registry import get_problem
-
-# A small, well-conditioned quadratic on which every solver's default parameters converge.
-WELL_CONDITIONED = dict(n_inner=64, n_outer=64, dim_x=5, dim_y=5, batch_size=8, noise=0.1,
-                        mu_inner=5.0, L_inner=8.0, mu_outer=0.5, L_outer=1.0)
-
+# One definition of the small problems, shared with the package's conformance rules.
+from benchopt_bilevel.fixtures import WELL_CONDITIONED, build_problem, build_quadratic  # noqa: F401
 
 ORACLE_NAMES = ("grad_inner_y", "grad_inner", "grad_outer", "hvp_inner", "cross_inner", "cross_t_inner",
                 "hvp_cross_inner", "grad_hvp_cross_inner")
@@ -38,17 +34,6 @@ def assert_hypergradient_matches_finite_differences(problem, x, eps=1e-4, rtol=1
                       for e in torch.eye(len(x), dtype=torch.float64)])
     assert float(torch.linalg.vector_norm(exact)) > 1e-6  # a non-trivial check
     torch.testing.assert_close(exact, fd, rtol=rtol, atol=atol)
-
-
-def build_problem(name: str, dtype=torch.float64, device="cpu", **params):
-    """The registered problem `name` with `params`, its data drawn from its own seed."""
-    cls = get_problem(name)
-    p = cls.Params(**params)
-    return cls(p, torch.Generator().manual_seed(p.seed)).to(device, dtype)
-
-
-def build_quadratic(dtype=torch.float64, device="cpu", **overrides):
-    return build_problem("quadratic", dtype, device, **{**WELL_CONDITIONED, **overrides})
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The compile table: every registered solver's step compiles as one graph and gives the eager
-iterates (parametrized over the registry, so a solver dropped in later is covered).
+iterates (parametrized over the registry, so a solver dropped in later is covered). The rule is
+`benchopt_bilevel.conformance.check_compile`, the one `benchopt-bilevel check` runs.
 
-For each solver, on the float64 quadratic of conftest.build_quadratic:
+For each solver, on the float64 quadratic of `fixtures.build_quadratic`:
 `torch.compile(solver.step, fullgraph=True, backend="aot_eager")`; the first call compiles and
 the next COMPILED_CALLS run under `error_on_recompile`; the state keeps its keys, shapes, dtypes
 and device at every step, and every entry equals the eager step's, step by step.
@@ -20,94 +21,33 @@ and device at every step, and every entry equals the eager step's, step by step.
 - The initial state is cloned key by key before the first call, as the runner does: dynamo
   guards on aliasing between inputs, so an init that stores one tensor under two keys
   (x_prev = x) would recompile at the second call.
-- A solver that truly cannot compile says why in `Solver.compile_blocker`; its row is then an
-  expected failure (strict: a blocker that goes away fails the table until the attribute goes).
+- A solver that truly cannot compile says why in `Solver.compile_blocker`; its compilation must
+  then fail (strict: a blocker that goes away fails the table until the attribute goes).
 """
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 import torch
 import torch._dynamo
 
-from benchopt_bilevel import rng
-from benchopt_bilevel.oracles import Oracles
+from benchopt_bilevel.conformance import SMALL, check_compile, check_compiled_step, small_solver
 from benchopt_bilevel.registry import solvers
-from benchopt_bilevel.solver import Solver
 
-from conftest import build_quadratic
-
-COMPILED_CALLS = 3  # calls after the compiling one, each must reuse its graph
-SMALL = 2  # cap on integer parameters (loop counts, periods)
-# aot_eager runs the same eager kernels as the eager step (bitwise equal with torch 2.13); 1e-12
-# leaves room for a decomposition that reorders a float64 reduction in another torch version.
-RTOL = ATOL = 1e-12
-
-
-def _table_row(name: str):
-    blocker = solvers()[name].compile_blocker
-    if blocker is None:
-        return name
-    return pytest.param(name, marks=pytest.mark.xfail(
-        reason=blocker, strict=True, raises=torch._dynamo.exc.TorchDynamoException))
-
-
-ROWS = [_table_row(name) for name in sorted(solvers())]
-
-
-def small_solver(cls: type[Solver]) -> Solver:
-    """`cls` with its default parameters, integer ones capped at SMALL."""
-    defaults = cls.Params()
-    small = {f.name: min(getattr(defaults, f.name), SMALL) for f in dataclasses.fields(defaults)
-             if type(getattr(defaults, f.name)) is int}  # bool is an int: exact type only
-    return cls(**small)
-
-
-def _assert_same_layout(state, reference, where: str) -> None:
-    assert state.keys() == reference.keys(), f"{where}: keys {sorted(state)} != {sorted(reference)}"
-    for key, value in state.items():
-        ref = reference[key]
-        assert (value.shape, value.dtype, value.device) == (ref.shape, ref.dtype, ref.device), (
-            f"{where}: state[{key!r}] is {value.dtype}{list(value.shape)} on {value.device}, "
-            f"was {ref.dtype}{list(ref.shape)} on {ref.device}")
-
-
-def check_compiled_step(solver: Solver, calls: int = COMPILED_CALLS) -> None:
-    """Compile `solver.step` with fullgraph=True; 1 + `calls` steps with no recompilation, a
-    stable state layout and the eager iterates at every step."""
-    problem = build_quadratic()
-    oracles = Oracles(problem)
-    with torch.no_grad():
-        initial = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(3, problem.device))
-        eager = {k: v.clone() for k, v in initial.items()}
-        compiled = {k: v.clone() for k, v in initial.items()}
-        step = torch.compile(solver.step, fullgraph=True, backend="aot_eager")
-        for i in range(1 + calls):
-            if i == 0:
-                compiled = step(oracles, compiled)  # compiles
-            else:
-                with torch._dynamo.config.patch(error_on_recompile=True):
-                    compiled = step(oracles, compiled)
-            eager = solver.step(oracles, eager)
-            _assert_same_layout(compiled, initial, f"compiled step {i + 1}")
-            _assert_same_layout(eager, initial, f"eager step {i + 1}")
-            for key in initial:
-                torch.testing.assert_close(compiled[key], eager[key], rtol=RTOL, atol=ATOL,
-                                           msg=lambda m, key=key, i=i: f"step {i + 1}, state[{key!r}]: {m}")
+ROWS = sorted(solvers())
 
 
 @pytest.fixture
 def clean_dynamo():
-    # A fresh cache per solver: its recompile limit and guards belong to this row only.
+    # A fresh cache per row: its recompile limit and guards belong to this row only.
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
 
 
 @pytest.mark.parametrize("name", ROWS)
-def test_step_compiles_as_one_graph_and_matches_eager(name, clean_dynamo):
-    check_compiled_step(small_solver(solvers()[name]))
+def test_step_compiles_as_one_graph_and_matches_eager(name):
+    result = check_compile(solvers()[name])
+    assert result.passed, f"{name}: {result.message} (fix: {result.hint})"
 
 
 # -- the table's checks can fail ---------------------------------------------------------------
@@ -168,3 +108,20 @@ def test_small_solver_caps_integer_parameters_only():
     defaults = solvers()["vrbo"].Params()
     assert (solver.params.n_inner_steps, solver.params.period) == (SMALL, SMALL)
     assert solver.params.step_inner == defaults.step_inner  # floats untouched
+
+
+def test_the_rule_reports_a_graph_break_with_a_hint():
+    result = check_compile(_ReadsAValue)
+    assert (result.name, result.passed) == ("compile", False)
+    assert "\n" not in result.message and result.message
+    assert ".item()" in result.hint and "compile_blocker" in result.hint
+
+
+@pytest.mark.parametrize("base, passed", [(_ReadsAValue, True), (solvers()["soba"], False)],
+                         ids=["blocked_and_fails", "blocked_but_compiles"])
+def test_a_compile_blocker_expects_the_compilation_to_fail(base, passed):
+    blocked = type("Blocked", (base,), {"compile_blocker": "branches on a tensor value"})
+    result = check_compile(blocked)
+    assert result.passed is passed, result.message
+    if not passed:
+        assert "remove it" in result.message
