@@ -35,6 +35,8 @@ from .provenance import cell_identity, provenance
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
+# Key of the parquet metadata that marks a file written by `write_run`.
+SCHEMA_MARKER = b"benchopt_bilevel_schema"
 
 
 def oracle_columns(counts: Mapping[str, float], total: float) -> dict[str, float]:
@@ -104,7 +106,7 @@ def write_run(table: pd.DataFrame, directory: str | os.PathLike, run_id: str) ->
     final = directory / f"{run_id}.parquet"
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
-                                           b"benchopt_bilevel_schema": str(SCHEMA_VERSION).encode()})
+                                           SCHEMA_MARKER: str(SCHEMA_VERSION).encode()})
     return atomic_write(final, lambda handle: pq.write_table(arrow, handle))
 
 
@@ -114,17 +116,31 @@ def result_files(directory: str | os.PathLike) -> list[Path]:
 
 
 def load_results(directory: str | os.PathLike) -> pd.DataFrame:
-    """Every run of DIRECTORY as one DataFrame; an unreadable file is named in a warning and skipped."""
+    """Every run of DIRECTORY as one DataFrame, each run once. Skipped, each named in a warning:
+    an unreadable file; a parquet file `write_run` did not write (no schema marker: e.g. one that
+    benchopt merged from our files, or an export for benchopt), whose rows repeat runs; a file
+    whose runs were already read from another file (a copy)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no results directory at {directory}")
-    frames = []
+    frames, seen = [], set()
     for path in result_files(directory):
         try:
-            frames.append(pq.read_table(path).to_pandas())
+            arrow = pq.read_table(path)
         except Exception as error:  # noqa: BLE001 - any corrupt file is skipped, by name
             warnings.warn(f"skipping unreadable result file {path}: {type(error).__name__}: {error}",
                           stacklevel=2)
+            continue
+        if SCHEMA_MARKER not in (arrow.schema.metadata or {}):
+            warnings.warn(f"skipping {path}: not a benchopt-bilevel run file (no schema marker)", stacklevel=2)
+            continue
+        table = arrow.to_pandas()
+        runs = set(table["run_id"].dropna()) if "run_id" in table else set()
+        if runs & seen:
+            warnings.warn(f"skipping {path}: its run was already read from another file", stacklevel=2)
+            continue
+        seen |= runs
+        frames.append(table)
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True, sort=False)
