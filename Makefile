@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps bench test speed clean
+.PHONY: setup system-deps bench test speed leaderboard clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,13 @@ test: setup system-deps
 # Speed benchmarks (pytest-benchmark) of speed/; the asv suite in speed/asv runs with asv itself.
 speed: setup
 	$(BIN)/python -m pytest -q speed --benchmark-only --benchmark-columns=mean,stddev,rounds
+
+# The reference leaderboard (protocol: reference-leaderboard.yml; docs/leaderboard.md): tune every
+# reference solver on every problem with the same budget, publish the bundle to docs/leaderboard/
+# and the site to site/, rewrite the README's table. QUICK=1: the quick protocol (a 2-core CPU).
+# Rerunning resumes: runs already complete in results/reference*/ are reused.
+leaderboard: setup
+	$(BIN)/python scripts/reference_leaderboard.py $(if $(QUICK),--quick) $(LEADERBOARD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks
