@@ -164,7 +164,9 @@ def export_benchopt(results: pd.DataFrame, root: str | os.PathLike) -> list[Path
     """Write one benchopt benchmark folder per problem instance under ROOT; returns the
     output files written (one per setting of each instance)."""
     root = Path(root)
-    written = []
+    written: list[Path] = []
+    if results.empty:
+        return written
     for (problem, params), instance in results.groupby(["problem", "problem_params"], sort=True):
         folder = root / instance_folder(problem, params)
         tables = [benchopt_table(runs) for _, runs in instance.groupby(SETTING, sort=True)]

@@ -152,3 +152,8 @@ def test_benchopt_renders_the_median_over_seeds(exported, results_dir, tmp_path)
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert list((folder / "outputs").glob("*.html"))
+
+
+def test_nothing_to_export_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["export-benchopt", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.output.strip() == f"Error: no evaluated runs in {tmp_path}"
