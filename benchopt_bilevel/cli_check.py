@@ -106,8 +106,9 @@ def _check_one(cls: type[Solver], where: str, names: list[str]) -> bool:
         click.echo(rule_line(results[-1]))
     if all(r.passed for r in results):
         skipped = [n for n in RULES if n not in names]
-        click.echo(f"{cls.name} passes all {len(results)} rules" +
-                   (f" (not run: {', '.join(skipped)})" if skipped else ""))
+        summary = f"{cls.name} passes all {len(results)} rules" + (f" (not run: {', '.join(skipped)})" if skipped else "")
+        for line in textwrap.wrap(summary, WIDTH, subsequent_indent="  "):
+            click.echo(line)
         return True
     for line in failure_report(cls.name, results):
         click.echo(line)
@@ -129,7 +130,7 @@ def check(target: str, skip_slow: bool, only: tuple[str, ...]) -> None:
     ctx = click.get_current_context()
     try:
         names = _selected(only, skip_slow)
-        if target.endswith(".py") or os.sep in target:
+        if target.endswith(".py") or os.sep in target or Path(target).is_file():
             with solver_file(Path(target)) as classes:
                 ok = [_check_one(cls, target, names) for cls in classes]
         else:
