@@ -8,12 +8,15 @@ where" table into the README.
 
 The protocol is reference-leaderboard.yml. Each problem is one `benchopt-bilevel tune` into
 OUTPUT/<problem>/ (progress on the terminal; run the same command again to resume: runs already
-complete there are reused), then one `benchopt-bilevel publish` of those folders. A mistake in
+complete there are reused; OUTPUT is results/reference-<variant>-<hash of the protocol>, so a
+changed protocol starts in a new folder), then one `benchopt-bilevel publish` of those folders. A mistake in
 the config ends with one line before anything runs.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -87,6 +90,13 @@ def load_protocol(path: Path, variant: str) -> dict:
     return protocol
 
 
+def protocol_hash(protocol: dict) -> str:
+    """8 hex digits of the protocol section: the default results folder, so that the same protocol
+    resumes in the same folder and a changed one starts afresh (a folder mixing two budgets
+    would publish both)."""
+    return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def slug(spec: str) -> str:
     """A folder name for a problem spec: 'logreg[dataset=adult]' -> 'logreg-dataset-adult'."""
     return re.sub(r"[^A-Za-z0-9_.]+", "-", spec).strip("-")
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the quick protocol (a 2-core CPU)")
     parser.add_argument("--config", type=Path, default=CONFIG, help="the protocol file")
     parser.add_argument("--output", type=Path, default=None,
-                        help="results folder [default: results/reference or results/reference-quick]")
+                        help="results folder [default: results/reference-VARIANT-HASH, HASH of the protocol]")
     parser.add_argument("--site", type=Path, default=Path("site"), help="site folder [default: site]")
     parser.add_argument("--bundle", type=Path, default=Path("docs/leaderboard"),
                         help="bundle folder [default: docs/leaderboard]")
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    output = args.output or Path("results") / ("reference-quick" if args.quick else "reference")
+    output = args.output or Path("results") / f"reference-{variant}-{protocol_hash(protocol)}"
     output_dirs = [output / slug(str(problem)) for problem in protocol["problems"]]
     tunes = [tune_command(protocol, str(p), d, variant) for p, d in zip(protocol["problems"], output_dirs)]
     publish = publish_command(output_dirs, args.site, args.bundle, variant, args.git_branch)
