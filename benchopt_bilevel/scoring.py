@@ -149,6 +149,27 @@ def median(values: Any) -> float:
     return quantile(values, 0.5)
 
 
+def column_quantiles(matrix: Any, q: float) -> np.ndarray:
+    """`quantile(column, q)` of every column of a 2-D array at once (same NaN and ∞ rules).
+
+    The leaderboard takes quantiles over seeds at every grid point of every curve: one call
+    per column was a third of rendering 1,000 runs.
+    """
+    array = np.sort(np.asarray(matrix, dtype=float), axis=0)  # NaNs sort last
+    count = (~np.isnan(array)).sum(axis=0)
+    position = q * (count - 1)
+    low, high = np.floor(position).astype(int), np.ceil(position).astype(int)
+    fraction = position - low
+    columns = np.arange(array.shape[1])
+    low_value, high_value = array[np.clip(low, 0, None), columns], array[np.clip(high, 0, None), columns]
+    with np.errstate(invalid="ignore"):
+        interpolated = low_value + fraction * (high_value - low_value)
+    infinite = np.isinf(low_value) | np.isinf(high_value)
+    between = np.where(np.isinf(high_value), high_value, low_value)
+    result = np.where(fraction == 0.0, low_value, np.where(infinite, between, interpolated))
+    return np.where(count == 0, np.nan, result)
+
+
 # -- labels ------------------------------------------------------------------------------------
 def _json_dict(text: Any) -> dict[str, Any]:
     if isinstance(text, dict):
