@@ -121,3 +121,12 @@ def test_a_skipped_run_has_no_measurement():
     row = table.iloc[-1]
     assert row["status"] == "skipped"
     assert (row["peak_memory_bytes"], row["memory_method"]) == (-1, "unknown")
+
+
+def test_the_site_says_how_memory_was_measured():
+    import pandas as pd
+
+    from benchopt_bilevel.site.render import _memory_note
+    note = _memory_note(pd.DataFrame({"memory_method": ["linux_hwm_delta", "unknown", None]}))
+    assert "VmHWM" in note and "CUDA" not in note and "unknown" not in note
+    assert "not recorded" in _memory_note(pd.DataFrame({"status": ["ok"]}))  # bundles from before the column

@@ -163,6 +163,21 @@ COLUMNS = [  # (key, header, numeric)
     ("memory", "Peak memory", True)]
 
 
+MEMORY_METHODS = {  # memory_method -> how the peak memory column was measured (benchopt_bilevel/memory.py)
+    "cuda_allocated_delta": "CUDA: the allocator's peak of tensors above the start",
+    "linux_hwm_delta": "CPU: the growth of the process's resident set (VmHWM) above the start",
+    "process_peak_rss": "CPU: the whole process's peak resident size (no per-run measurement here)"}
+
+
+def _memory_note(rows: pd.DataFrame) -> str:
+    """How this tab's peak memory was measured, from the rows' memory_method column."""
+    methods = sorted(set(rows["memory_method"].dropna())) if "memory_method" in rows else []
+    known = "; ".join(MEMORY_METHODS[m] for m in methods if m in MEMORY_METHODS) or "not recorded"
+    return ("<p class=\"muted\">Peak memory: the run's own, median over seeds, measured from just after "
+            "the problem's data are built (state, oracles, working tensors; warm-up and evaluations "
+            f"excluded): {_e(known)}.</p>")
+
+
 def _wrap(label: str) -> str:
     """A solver label, escaped, with line-break opportunities after commas and brackets."""
     return _e(label).replace(",", ",<wbr>").replace("[", "[<wbr>")
@@ -314,6 +329,7 @@ def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: 
                  f'<p class="meta">{_plural(len(problems), "problem")}, '
                  f'{_plural(device_entries["solver_label"].nunique(), "solver entry", "solver entries")}, '
                  f'{_plural(device_rows["run_id"].nunique(), "run")}.</p>',
+                 _memory_note(device_rows),
                  '<div class="scores"><div><h3 class="scores-title">Scores</h3>',
                  _score_table(f"scores-{device_index}", device_scores),
                  '<p class="muted">Score = ∫₁⁴ ρ(τ) dτ / 3 (linear τ): 1 = fastest on every problem, '
