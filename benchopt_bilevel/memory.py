@@ -19,12 +19,25 @@ problem's data, the interpreter or PyTorch. Three ways, named in the `memory_met
   process's peak resident size since it started (getrusage): an upper bound that includes the
   interpreter, PyTorch and everything run before; it does not compare methods.
 
-What the numbers look like (CPU, this container, `tests/test_memory.py`): the 5-dimensional
-quadratic reads 0 to a few hundred KiB against 2.7 GiB for the process peak; on Omniglot Conv-4
-MAML grows with its number of inner steps (it keeps every inner iterate), iMAML does not.
-glibc may keep freed blocks below its mmap threshold in its heap: an allocation that reuses them
-after the reset adds nothing, so the figure is the growth of the resident set over the start,
-exact for the large tensors (mmap'd, returned on free) and within a few pages for the rest.
+What the numbers look like (CPU, Linux, glibc, one torch thread; `tests/test_memory.py`, run with
+`pytest -s tests/test_memory.py` to print the few-shot figures):
+- the 5-dimensional quadratic, SOBA, 100 to 200 steps: 0.5 to 2.4 MiB (the first run of a process
+  includes torch.func's lazy imports), against 315 MiB for the whole fresh process (more in a
+  test process that ran other tests before);
+- Omniglot Conv-4 at width 3 (about 1M weights, 4 MiB an iterate), one task, one step: MAML at
+  K = 1, 5, 10, 20 inner steps 146, 162, 195, 225 MiB (it keeps its K iterates for the reverse
+  pass), iMAML 196, 187, 182, 191 MiB (it keeps none). The first run of a network in a process
+  also counts oneDNN's and torch.func's one-time set-up (width 1: 84 MiB by the end of
+  `solver.init` in the first run, 4 MiB in the next ones): compare runs of a worker after its first.
+- glibc's allocator: once a large block has been freed, glibc raises its mmap threshold (up to
+  32 MiB) and serves later blocks of that size from its heap, where freed memory is reused in a
+  history-dependent way. Identical runs then differ by up to about ±12 MiB at these sizes (iMAML,
+  width 2, K = 1: 99 to 118 MiB over three runs of one process). With the threshold pinned
+  (mallopt M_MMAP_THRESHOLD = 128 KiB) the same runs repeat to within 1 MiB, but every large
+  allocation would then be a fresh mmap and its page faults, which would change the timings the
+  benchmark measures; we keep the default allocator and read differences smaller than ~15% of a
+  run's peak as noise. The figure is the growth of the resident set, page-granular: memory freed
+  before the start and reused afterwards adds nothing.
 """
 from __future__ import annotations
 
