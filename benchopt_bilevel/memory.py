@@ -32,7 +32,7 @@ What the numbers look like (CPU, Linux, glibc, one torch thread; `tests/test_mem
 - glibc's allocator: once a large block has been freed, glibc raises its mmap threshold (up to
   32 MiB) and serves later blocks of that size from its heap, where freed memory is reused in a
   history-dependent way. Identical runs then differ by up to about ±12 MiB at these sizes (iMAML,
-  width 2, K = 1: 99 to 118 MiB over three runs of one process). With the threshold pinned
+  width 2, K = 1, two steps: 99 to 118 MiB over three `run_cell` calls in one process). With the threshold pinned
   (mallopt M_MMAP_THRESHOLD = 128 KiB) the same runs repeat to within 1 MiB, but every large
   allocation would then be a fresh mmap and its page faults, which would change the timings the
   benchmark measures; we keep the default allocator and read differences smaller than ~15% of a
