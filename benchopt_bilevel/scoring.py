@@ -301,8 +301,9 @@ def run_table(results: pd.DataFrame, targets: TargetOverrides | None = None, str
     runs["final_time"] = pd.to_numeric(last["time"], errors="coerce").reindex(runs.index)
     runs["final_oracle_total"] = pd.to_numeric(last["oracle_total"], errors="coerce").reindex(runs.index)
     runs["final_step"] = pd.to_numeric(last["step"], errors="coerce").reindex(runs.index)
-    runs["peak_memory_bytes"] = pd.to_numeric(table["peak_memory_bytes"], errors="coerce").groupby(
-        table["_run"]).max().reindex(runs.index)
+    memory = pd.to_numeric(table["peak_memory_bytes"], errors="coerce")
+    # -1 marks a run whose memory is unknown (killed, failed before measuring): NaN, not a figure.
+    runs["peak_memory_bytes"] = memory.where(memory >= 0).groupby(table["_run"]).max().reindex(runs.index)
     runs = runs.reset_index(drop=True)
     return runs[RUN_COLUMNS].sort_values(["device_class", "problem_label", "solver_label", "seed"],
                                          kind="stable").reset_index(drop=True)

@@ -19,10 +19,8 @@ from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_problem, get_solver, solvers
 from benchopt_bilevel.chunks import make_chunk
+from benchopt_bilevel.fixtures import WELL_CONDITIONED  # the conformance suite's quadratic
 
-# The well-conditioned quadratic of tests/conftest.py.
-SMALL_QUADRATIC = dict(n_inner=64, n_outer=64, dim_x=5, dim_y=5, batch_size=8, noise=0.1,
-                       mu_inner=5.0, L_inner=8.0, mu_outer=0.5, L_outer=1.0)
 CPU = torch.device("cpu")
 
 
@@ -46,7 +44,7 @@ def check(name: str, problem) -> str:
 def main(names: list[str]) -> None:
     torch.set_num_threads(1)
     cls = get_problem("quadratic")
-    problem = cls(cls.Params(**SMALL_QUADRATIC), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
+    problem = cls(cls.Params(**WELL_CONDITIONED), torch.Generator().manual_seed(0)).to(CPU, torch.float64)
     for name in names or list(solvers()):
         print(check(name, problem), flush=True)
 

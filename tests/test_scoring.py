@@ -239,3 +239,20 @@ def test_the_same_run_on_two_machines_is_two_runs():
     runs = scoring.run_table(pd.concat([one, two]), TARGETS)
     assert sorted(runs["time_to_target"]) == [1.0, 3.0]
     assert list(runs["run_id"]) == ["same-id", "same-id"] and runs["device_class"].nunique() == 2
+
+
+def test_unknown_memory_of_a_failed_run_is_not_a_figure():
+    """A killed run's peak_memory_bytes is -1 (unknown): it must not pull the median down."""
+    import pandas as pd
+
+    from benchopt_bilevel.scoring import run_table
+
+    rows = []
+    for seed, memory, status in ((0, 1000, "ok"), (1, 3000, "ok"), (2, -1, "timeout")):
+        rows.append({"problem": "quadratic", "solver": "soba", "seed": seed, "run_id": f"r{seed}",
+                     "step": 0, "time": 0.0, "oracle_total": 0.0, "peak_memory_bytes": memory,
+                     "status": status, "final": True, "objective_relative_suboptimality": 1.0})
+    runs = run_table(pd.DataFrame(rows), strict=False)
+    memory = dict(zip(runs["seed"], runs["peak_memory_bytes"]))
+    assert memory[0] == 1000 and memory[1] == 3000
+    assert pd.isna(memory[2])
