@@ -92,7 +92,8 @@ def run_cells(cells: list[Cell], config: RunConfig, output_dir: str | Path,
     tasks = [Task(cell_of[run_id], config, str(output_dir), run_id) for run_id in todo]
     if tasks and executor.name != "inline":
         console.print(f"executor: {executor.describe()}", highlight=False)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    # A 20-character bar leaves the run's label whole in 80 columns.
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         bar = progress.add_task(description, total=len(tasks))
@@ -108,8 +109,19 @@ def run_cells(cells: list[Cell], config: RunConfig, output_dir: str | Path,
             label = f"{final['problem']} {final['solver']} seed={final['seed']}"
             progress.update(bar, description=label)
             if not console.is_terminal:  # plain progress lines for logs and CI
-                why = "" if final["status"] == "ok" else f": {str(final.get('message') or '').splitlines()[0][:160]}"
-                console.print(f"[{index + 1}/{len(tasks)}] {label}: {final['status']} ({final.get('stop_reason', '')}) "
-                              f"at {time.perf_counter() - start:.1f}s{why}", highlight=False, markup=False)
+                for line in progress_lines(index + 1, len(tasks), label, final, time.perf_counter() - start,
+                                           width=console.width):
+                    console.print(line, highlight=False, markup=False, soft_wrap=True)
             progress.advance(bar)
     return [tables[run_id] for run_id in run_ids]
+
+
+def progress_lines(done: int, total: int, label: str, final: pd.Series, elapsed: float, width: int = 80) -> list[str]:
+    """The plain progress of a finished run for logs: `[3/40] quadratic soba seed=2: ok (max_steps) at 1.2s`,
+    then, for a run that did not end ok, the first line of its message, indented and cut to WIDTH."""
+    lines = [f"[{done}/{total}] {label}: {final['status']} ({final.get('stop_reason', '')}) at {elapsed:.1f}s"]
+    if final["status"] != "ok":
+        message = (str(final.get("message") or "").splitlines() or [""])[0]
+        room = max(20, width - 4)
+        lines.append("    " + (message if len(message) <= room else message[:room - 3] + "..."))
+    return lines

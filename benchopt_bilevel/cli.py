@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .benchmark import DEFAULT_MAX_TIME, DEFAULT_PROBLEMS, DEFAULT_SOLVERS, expand, run_benchmark, validate_cells
@@ -43,7 +44,8 @@ def main() -> None:
 
 
 def _defaults(params_cls) -> str:
-    return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(params_cls)
+    """One `name=default` per line: a parameter is never split across lines."""
+    return "\n".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(params_cls)
                      if f.default is not dataclasses.MISSING)
 
 
@@ -51,24 +53,28 @@ def _defaults(params_cls) -> str:
 @click.argument("what", type=click.Choice(["problems", "solvers", "datasets"]), default="solvers")
 def list_command(what: str) -> None:
     """List problems, solvers or datasets with their parameters."""
+    # Three columns fit 80: the name never wraps, the reference goes under the description.
+    table = Table(show_lines=True, expand=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("description" + (" and reference" if what == "solvers" else ""), overflow="fold")
     if what == "datasets":
         from .data.registry import list_datasets  # noqa: PLC0415 - optional engine part
 
-        table = Table("name", "description")
         for info in list_datasets():
-            table.add_row(getattr(info, "NAME", getattr(info, "name", str(info))),
-                          getattr(info, "DESCRIPTION", getattr(info, "description", "")))
+            table.add_row(Text(str(getattr(info, "NAME", getattr(info, "name", str(info))))),
+                          Text(str(getattr(info, "DESCRIPTION", getattr(info, "description", "")))))
         console.print(table)
         return
-    table = Table("name", "description", "parameters (defaults)", show_lines=True)
+    table.add_column("defaults", overflow="fold")
     if what == "solvers":
-        table.add_column("reference")
         for name, cls in solvers().items():
             kind = "stochastic" if cls.stochastic else "deterministic"
-            table.add_row(name, f"{cls.description} [{cls.family}; {kind}]", _defaults(cls.Params), cls.reference)
+            description = Text(f"{cls.description} [{cls.family}; {kind}]\n")
+            description.append(str(cls.reference), style="dim")
+            table.add_row(Text(name), description, Text(_defaults(cls.Params)))
     else:
         for name, cls in problems().items():
-            table.add_row(name, cls.description, _defaults(cls.Params))
+            table.add_row(Text(name), Text(str(cls.description)), Text(_defaults(cls.Params)))
     console.print(table)
 
 

@@ -4,13 +4,18 @@
 """
 from __future__ import annotations
 
+import io
 import math
+import shutil
+import textwrap
 from functools import wraps
 from pathlib import Path
 from typing import Callable
 
 import click
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from .errors import UserError
 
@@ -40,13 +45,35 @@ TARGET_OPTION = click.option("--target", "targets", multiple=True, metavar="PROB
                              help="Override a problem's documented target (repeatable), e.g. quadratic=1e-4.")
 
 
-def _format_table(table: pd.DataFrame, formats: dict[str, Callable] | None = None) -> str:
-    formats = formats or {}
-    shown = table.copy()
-    for column, fmt in formats.items():
-        if column in shown:
-            shown[column] = [fmt(v) for v in shown[column]]
-    return shown.to_string(index=False)
+def _width() -> int:
+    """The terminal's width (COLUMNS when set), 80 in a log or a pipe."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _table(*columns: tuple[str, str]) -> Table:
+    """A borderless rich table; columns are (header, justify). The first text column holds
+    names: never wrapped, so a name is never cut across lines."""
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for header, justify in columns:
+        name = justify == "name"
+        table.add_column(header, justify="left" if name else justify, no_wrap=name or justify == "right",
+                         overflow="fold")
+    return table
+
+
+def _fill(text: str) -> str:
+    """TEXT wrapped at the terminal's width between words (a name is never split), then indented."""
+    return textwrap.fill(text, _width(), subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+
+
+def _echo(*renderables) -> None:
+    """Render at the terminal's width (80 in CI logs) through click.echo, so tests capture it."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=_width(), color_system=None, highlight=False, markup=False,
+                      emoji=False, soft_wrap=False)
+    for renderable in renderables:
+        console.print(renderable)
+    click.echo(buffer.getvalue(), nl=False)
 
 
 def _number(value) -> str:
@@ -58,7 +85,7 @@ def _number(value) -> str:
         return "-"
     if math.isinf(value):
         return "inf"
-    return f"{value:.4g}"
+    return f"{value:.3g}"
 
 
 # -- score -------------------------------------------------------------------------------------------
@@ -86,17 +113,30 @@ def score(sources: tuple[Path, ...], axis: str, tau_max: float, per_problem: boo
         raise UserError(f"no results in {', '.join(map(str, sources))}; run `benchopt-bilevel run` first")
     entries = summary(run_table(results, _targets(targets)))
     table = scores(entries, axis=axis, tau_max=tau_max)
+    unit = "s" if axis == "time" else "calls"
     for device, group in table.groupby("device_class", sort=True):
-        click.echo(f"== {device} ({axis} axis, linear tau in [1, {tau_max:g}])")
-        click.echo(_format_table(group.drop(columns="device_class"), {"score": lambda v: f"{v:.3f}"}))
+        _echo(f"== {device} ({axis} axis, linear tau in [1, {tau_max:g}])")
+        scores_table = _table(("#", "right"), ("solver", "name"), ("score", "right"), ("best", "right"),
+                              ("solved", "right"), (f"<={tau_max:g}x", "right"))
+        for position, row in enumerate(group.itertuples(index=False), start=1):
+            scores_table.add_row(str(position), row.solver_label, f"{row.score:.3f}", str(row.n_best),
+                                 f"{row.n_solved}/{row.n_problems}", str(row.n_within))
+        _echo(scores_table, f"best: problems where it is the fastest; solved: problems whose target it reaches "
+                            f"(median over seeds); <={tau_max:g}x: within {tau_max:g}x of the best.")
         if per_problem:
             rows = entries[entries["device_class"] == device]
             for problem, problem_rows in rows.groupby("problem_label", sort=True):
-                click.echo(f"-- {problem}")
-                view = problem_rows[["rank", "solver_label", f"{axis}_median", f"{axis}_low", f"{axis}_high",
-                                     f"{axis}_ratio", "final_metric_median", "n_reached", "n_runs"]]
-                click.echo(_format_table(view, {c: _number for c in view.columns if c not in (
-                    "rank", "solver_label", "n_reached", "n_runs")}))
+                _echo(f"-- {problem}")
+                problem_table = _table(("rank", "right"), ("solver", "name"), (f"median {unit}", "right"),
+                                       ("20%", "right"), ("80%", "right"), ("ratio", "right"),
+                                       ("final", "right"), ("reached", "right"))
+                for row in problem_rows.to_dict("records"):
+                    problem_table.add_row(str(row["rank"]), row["solver_label"], *(_number(row[f"{axis}_{key}"])
+                                          for key in ("median", "low", "high", "ratio")),
+                                          _number(row["final_metric_median"]), f"{row['n_reached']}/{row['n_runs']}")
+                _echo(problem_table)
+            _echo(f"{axis} to target: median and 20-80% range over seeds; ratio: to the best median; "
+                  "final: median final value of the target metric; reached: runs at the target.")
         click.echo("")
 
 
@@ -129,20 +169,34 @@ def compare(base: Path, new: Path, fail_ratio: float | None, axis: str, ignore_d
     if not common.any():
         click.echo("warning: no (device, problem, solver) entry is in both sets"
                    + ("" if ignore_device_name else "; try --ignore-device-name"), err=True)
-    numbers = {c: _number for c in ("base_to_target", "new_to_target", "to_target_ratio", "base_final",
-                                    "new_final", "final_ratio")}
-    click.echo(_format_table(table, numbers))
+    _echo_comparison(table, axis)
     if fail_ratio is not None:
         bad = regressions(table, fail_ratio)
         if not bad.empty:
             for _, row in bad.iterrows():
-                click.echo(f"REGRESSION {row['device_class']} / {row['problem_label']} / {row['solver_label']}: "
+                heading = f"REGRESSION {row['device_class']} / {row['problem_label']} / {row['solver_label']}:"
+                click.echo(_fill(heading) + "\n  "
                            f"{axis} to target {_number(row['base_to_target'])} -> {_number(row['new_to_target'])} "
                            f"(x{_number(row['to_target_ratio'])}), final metric {_number(row['base_final'])} -> "
                            f"{_number(row['new_final'])}", err=True)
             click.echo(f"{len(bad)} regression(s) beyond x{fail_ratio:g}", err=True)
             raise SystemExit(1)
         click.echo(f"no regression beyond x{fail_ratio:g}", err=True)
+
+
+def _echo_comparison(table: pd.DataFrame, axis: str) -> None:
+    """One block per device class and problem, one line per solver: fits 80 columns."""
+    for (device, problem), group in table.groupby(["device_class", "problem_label"], sort=True):
+        _echo(f"== {device} / {problem}")
+        lines = _table(("solver", "name"), ("base", "right"), ("new", "right"), ("x", "right"),
+                       ("final x", "right"), ("reached", "right"), ("change", "name"))
+        for row in group.to_dict("records"):
+            reached = f"{row['base_reached'] or '-'}>{row['new_reached'] or '-'}"
+            lines.add_row(row["solver_label"], _number(row["base_to_target"]), _number(row["new_to_target"]),
+                          _number(row["to_target_ratio"]), _number(row["final_ratio"]), reached, row["change"])
+        _echo(lines)
+    _echo(f"base, new: {axis} to target (median over seeds); x: new/base; final x: new/base of the median "
+          "final value of the target metric; reached: runs at the target, base>new.")
 
 
 # -- publish -----------------------------------------------------------------------------------------
