@@ -94,3 +94,37 @@ class Memory:
     def peakmem_run(self, name):
         run_cell(Cell("quadratic", name, PROBLEM, {}, seed=0),
                  RunConfig(max_steps=50, max_time=60, n_evals=3, dtype="float64"))
+
+
+class Scale:
+    """`load_results`, `show`, `score` and `publish` on 1,000 synthetic runs (speed/scale_data.py):
+    wall time and peak memory of each, in a fresh process. The 10,000-run figures come from
+    speed/test_bench_scale.py (minutes to build)."""
+
+    params = ["load", "show", "score", "publish"]
+    param_names = ["operation"]
+    timeout = 600
+    number = 1
+    repeat = 1
+
+    def setup_cache(self):
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        import scale_data
+
+        directory = Path(tempfile.mkdtemp(prefix="benchopt-bilevel-scale-")) / "runs-1000"
+        scale_data.build(1000, directory)
+        return {operation: scale_data.measure(operation, directory) for operation in self.params}
+
+    def track_seconds(self, figures, operation):
+        return figures[operation]["seconds"]
+
+    track_seconds.unit = "seconds"
+
+    def track_peak_memory(self, figures, operation):
+        return figures[operation]["peak_bytes"]
+
+    track_peak_memory.unit = "bytes"
