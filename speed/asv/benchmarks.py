@@ -99,7 +99,10 @@ class Memory:
 class Scale:
     """`load_results`, `show`, `score` and `publish` on 1,000 synthetic runs (speed/scale_data.py):
     wall time and peak memory of each, in a fresh process. The 10,000-run figures come from
-    speed/test_bench_scale.py (minutes to build)."""
+    speed/test_bench_scale.py (minutes to build). BENCHOPT_BILEVEL_ASV_SCALE_RUNS=N changes the
+    size; 0 skips the suite (the test suite's smoke run does)."""
+
+    runs = int(os.environ.get("BENCHOPT_BILEVEL_ASV_SCALE_RUNS", "1000"))
 
     params = ["load", "show", "score", "publish"]
     param_names = ["operation"]
@@ -107,7 +110,13 @@ class Scale:
     number = 1
     repeat = 1
 
+    def setup(self, figures, operation):
+        if not self.runs:
+            raise NotImplementedError("BENCHOPT_BILEVEL_ASV_SCALE_RUNS=0")
+
     def setup_cache(self):
+        if not self.runs:
+            return {}
         import sys
         import tempfile
         from pathlib import Path
@@ -115,8 +124,8 @@ class Scale:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         import scale_data
 
-        directory = Path(tempfile.mkdtemp(prefix="benchopt-bilevel-scale-")) / "runs-1000"
-        scale_data.build(1000, directory)
+        directory = Path(tempfile.mkdtemp(prefix="benchopt-bilevel-scale-")) / f"runs-{self.runs}"
+        scale_data.build(self.runs, directory)
         return {operation: scale_data.measure(operation, directory) for operation in self.params}
 
     def track_seconds(self, figures, operation):
