@@ -60,3 +60,129 @@ def test_log_labels_are_plain_text():
     assert plots._log_label(1e-3) == "10⁻³"
     assert plots._log_label(100.0) == "10²"
     assert plots._log_label(3e-3) == ""
+
+
+# -- scoring: labels and the per-entry summary, against their per-entry definitions ------------------
+def _label_rows_per_row(results: pd.DataFrame) -> pd.DataFrame:
+    """The definition: labels computed row by row and entry by entry."""
+    import json
+
+    from benchopt_bilevel.scoring import GROUP, _json_dict, _varying_label, _with_defaults, device_class
+
+    table = _with_defaults(results)
+    if table.empty:
+        for column in GROUP:
+            table[column] = pd.Series(dtype=str)
+        return table
+    table["device_class"] = [device_class(d, n) for d, n in zip(table["device"], table["device_name"])]
+    problem_labels = {}
+    for problem, group in table.groupby("problem", sort=True):
+        settings = {p: _json_dict(p) for p in sorted(group["problem_params"].unique())}
+        for params, label in _varying_label(str(problem), settings).items():
+            problem_labels[(problem, params)] = label
+    table["problem_label"] = [problem_labels[(p, q)] for p, q in zip(table["problem"], table["problem_params"])]
+    table["_setting"] = [json.dumps({**_json_dict(s), "dtype": d, "compiled": bool(c)}, sort_keys=True)
+                         for s, d, c in zip(table["solver_params"], table["dtype"], table["compiled"])]
+    solver_labels = {}
+    for (device, solver), group in table.groupby(["device_class", "solver"], sort=True):
+        per_problem = group.groupby("problem_label")["_setting"].nunique().max()
+        settings = {s: json.loads(s) for s in sorted(group["_setting"].unique())}
+        labels = ({setting: str(solver) for setting in settings} if per_problem <= 1
+                  else _varying_label(str(solver), settings))
+        for setting, label in labels.items():
+            solver_labels[(device, solver, setting)] = label
+    table["solver_label"] = [solver_labels[key] for key in zip(table["device_class"], table["solver"], table["_setting"])]
+    return table.drop(columns="_setting")
+
+
+def _summary_per_entry(runs: pd.DataFrame, quantiles=(0.2, 0.8)) -> pd.DataFrame:
+    """The definition: one entry at a time through `quantile`."""
+    from benchopt_bilevel.scoring import AXES, GROUP, STATUSES, median
+
+    low, high = quantiles
+    records = []
+    for (device, problem, solver), group in runs.groupby(GROUP, sort=True):
+        record = {"device_class": device, "problem_label": problem, "solver_label": solver,
+                  "problem": group["problem"].iloc[0], "solver": group["solver"].iloc[0],
+                  "device": group["device"].iloc[0], "device_name": group["device_name"].iloc[0],
+                  "target_metric": group["target_metric"].iloc[0], "target_value": group["target_value"].iloc[0],
+                  "problem_params": group["problem_params"].iloc[0],
+                  "solver_params": group["solver_params"].iloc[0] if group["solver_params"].nunique() == 1 else "",
+                  "seeds": sorted(int(s) for s in group["seed"]),
+                  "n_runs": len(group), "n_reached": int(group["reached"].sum())}
+        for status in STATUSES:
+            record[f"n_{status}"] = int((group["status"] == status).sum())
+        for axis, (_, column) in AXES.items():
+            record[f"{axis}_median"] = median(group[column])
+            record[f"{axis}_low"] = quantile(group[column], low)
+            record[f"{axis}_high"] = quantile(group[column], high)
+        record["final_metric_median"] = median(group["final_metric"])
+        record["final_oracle_median"] = median(group["final_oracle_total"])
+        record["final_time_median"] = median(group["final_time"])
+        record["final_step_median"] = median(group["final_step"])
+        record["message"] = next((m for m in group["message"] if isinstance(m, str) and m), "")
+        record["peak_memory_median"] = median(group["peak_memory_bytes"])
+        records.append(record)
+    table = pd.DataFrame.from_records(records)
+    if table.empty:
+        return table
+    for axis in AXES:
+        best = table.groupby(["device_class", "problem_label"])[f"{axis}_median"].transform("min")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = table[f"{axis}_median"] / best
+        table[f"{axis}_ratio"] = ratio.where(np.isfinite(best), np.inf).fillna(np.inf)
+    table["_final_key"] = table["final_metric_median"].fillna(np.inf)
+    table = table.sort_values(["device_class", "problem_label", "time_median", "_final_key", "solver_label"],
+                              kind="stable")
+    table["rank"] = table.groupby(["device_class", "problem_label"]).cumcount() + 1
+    return table.drop(columns="_final_key").reset_index(drop=True)
+
+
+def _random_results(seed: int) -> pd.DataFrame:
+    """Result rows with several problem instances, solver settings, dtypes, devices, NaNs and ∞."""
+    import json
+
+    generator = np.random.default_rng(seed)
+    n = int(generator.integers(1, 400))
+    pick = lambda options: [options[i] for i in generator.integers(0, len(options), n)]  # noqa: E731
+    table = pd.DataFrame({
+        "run_id": [f"r{i}" for i in generator.integers(0, max(1, n // 5), n)],
+        "problem": pick(["quadratic", "logreg", "hyper"]),
+        "problem_params": pick([json.dumps({"dim_x": d}) for d in (3, 4)] + ["{}", None, "not json"]),
+        "solver": pick(["soba", "saba", "itd"]),
+        "solver_params": pick([json.dumps({"step": s, "inner": i}) for s in (0.1, 0.01) for i in (1, 2)] + [None]),
+        "dtype": pick(["float64", "float32", None]),
+        "compiled": pick([True, False, None]),
+        "device": pick(["cpu", "cuda"]),
+        "device_name": pick(["A", "B", None]),
+        "seed": generator.integers(0, 5, n),
+        "step": generator.integers(0, 50, n).astype(float),
+        "time": generator.exponential(size=n),
+        "objective_value": np.where(generator.random(n) < 0.1, np.nan, generator.exponential(size=n)),
+        "oracle_total": generator.integers(0, 1000, n).astype(float),
+        "status": pick(["ok", "ok", "diverged", "error", "timeout", "skipped"]),
+        "message": pick(["", None, "boom", "slow"]),
+        "peak_memory_bytes": pick([-1.0, np.nan, 1e6, 2e6]),
+    })
+    return table
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_label_rows_match_per_row_labels(seed):
+    from benchopt_bilevel.scoring import label_rows
+
+    results = _random_results(seed)
+    pd.testing.assert_frame_equal(label_rows(results), _label_rows_per_row(results))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_summary_matches_per_entry_summary(seed):
+    from benchopt_bilevel.scoring import run_table, summary
+
+    results = _random_results(seed)
+    runs = run_table(results, targets={p: float(t) for p, t in zip(("quadratic", "logreg", "hyper"),
+                                                                  np.random.default_rng(seed).exponential(size=3))},
+                     strict=False)
+    runs.loc[runs.index[::7], "time_to_target"] = -np.inf  # both infinities, to exercise the quantile rules
+    pd.testing.assert_frame_equal(summary(runs), _summary_per_entry(runs))
+    pd.testing.assert_frame_equal(summary(runs.iloc[:0]), _summary_per_entry(runs.iloc[:0]))
