@@ -186,3 +186,23 @@ def test_summary_matches_per_entry_summary(seed):
     runs.loc[runs.index[::7], "time_to_target"] = -np.inf  # both infinities, to exercise the quantile rules
     pd.testing.assert_frame_equal(summary(runs), _summary_per_entry(runs))
     pd.testing.assert_frame_equal(summary(runs.iloc[:0]), _summary_per_entry(runs.iloc[:0]))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_curves_of_all_entries_match_curves_per_entry(seed):
+    """A plot takes every entry's curves in one pass: each entry's block is that entry's `_curves`."""
+    generator = np.random.default_rng(seed)
+    frames = []
+    for run in range(30):
+        n = int(generator.integers(1, 20))
+        time = np.sort(generator.uniform(0, 10, n))
+        time[generator.random(n) < 0.1] = np.nan
+        status = np.array(["ok" if run % 3 else "diverged"] * n, dtype=object)
+        status[generator.random(n) < 0.2] = None  # a last row without a status: the last known one counts
+        frames.append(pd.DataFrame({"solver_label": f"s{run % 4}", "run_id": f"r{run:02d}", "time": time,
+                                    "metric": np.exp(generator.normal(size=n)), "status": status}))
+    rows = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=seed)
+    grid = np.geomspace(0.05, 10.0, 40)
+    labels, stacks = plots._labelled_curves(rows, "time", "metric", grid, keys=["solver_label", "run_id"])
+    for label, entry in rows.groupby("solver_label", sort=True):
+        np.testing.assert_array_equal(stacks[labels == label], plots._curves(entry, "time", "metric", grid))
