@@ -46,7 +46,12 @@ def to_svg(figure) -> str:
     text = text[text.index("<svg"):]
     text = re.sub(r'(<svg[^>]*?)\s(width|height)="[^"]*"', r"\1", text, count=1)
     text = re.sub(r'(<svg[^>]*?)\s(width|height)="[^"]*"', r"\1", text, count=1)
-    return text
+    # Path coordinates to 0.01 pt (matplotlib writes 6 decimals): a third of the page's size at
+    # 10,000 runs, invisible on screen. Only inside path data, never in text.
+    return re.sub(r' d="[^"]*"', lambda path: _DECIMALS.sub(r"\1", path.group()), text)
+
+
+_DECIMALS = re.compile(r"(\.\d\d)\d+")
 
 
 def _step_values(x: np.ndarray, y: np.ndarray, grid: np.ndarray, hold: bool) -> np.ndarray:
@@ -120,11 +125,13 @@ def _log_label(value: float, _position: float = 0.0) -> str:
 
 
 def _plain_log_axes(ax) -> None:
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """Plain-text major labels, no minor ticks: minor ticks of log axes over many decades were a third
+    of the drawing time, and they carry no label."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(FuncFormatter(_log_label))
-        axis.set_minor_formatter(NullFormatter())
+        axis.set_minor_locator(NullLocator())
 
 
 def convergence_svg(rows: pd.DataFrame, metric_column: str, target: float, axis: str,
