@@ -10,7 +10,8 @@ The protocol is reference-leaderboard.yml. Each problem is one `benchopt-bilevel
 OUTPUT/<problem>/ (progress on the terminal; run the same command again to resume: runs already
 complete there are reused; OUTPUT is results/reference-<variant>-<hash of the protocol>, so a
 changed protocol starts in a new folder), then one `benchopt-bilevel publish` of those folders. A mistake in
-the config ends with one line before anything runs.
+the config ends with one line before anything runs. Paths are relative to the current
+directory: run it from the repository root, as `make leaderboard` does.
 """
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def publish_command(output_dirs: list[Path], site: Path, bundle: Path, variant: 
 
 def run(command: list[str]) -> None:
     print("$ " + " ".join(command[1:] if command[0] == sys.executable else command), flush=True)
-    subprocess.run(command, check=True, cwd=REPO)
+    subprocess.run(command, check=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,17 +28,11 @@ SCRIPT = REPO / "scripts" / "reference_leaderboard.py"
 PROBLEM = "quadratic[" + ",".join(f"{k}={v}" for k, v in WELL_CONDITIONED.items()) + "]"
 
 
-def _check(config: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--config", str(config), "--check", *extra],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
-
-
 @pytest.mark.parametrize("variant", ["full", "quick"])
-def test_shipped_protocol_is_valid_and_gives_every_solver_the_same_budget(variant):
+def test_shipped_protocol_is_valid_and_gives_every_solver_the_same_budget(variant, capsys):
     protocol = reference_leaderboard.load_protocol(reference_leaderboard.CONFIG, variant)
-    out = _check(reference_leaderboard.CONFIG, *(["--quick"] if variant == "quick" else []))
-    assert out.returncode == 0, out.stderr
-    commands = out.stdout.splitlines()
+    assert reference_leaderboard.main(["--check", *(["--quick"] if variant == "quick" else [])]) == 0
+    commands = capsys.readouterr().out.splitlines()
     assert len(commands) == len(protocol["problems"]) + 1 and "publish" in commands[-1]
     for command in commands[:-1]:  # one tune per problem, every solver in it, one budget
         assert all(f"--solver {solver} " in command for solver in protocol["solvers"])
@@ -46,22 +40,36 @@ def test_shipped_protocol_is_valid_and_gives_every_solver_the_same_budget(varian
     assert len(parse_seeds(str(protocol["fresh_seeds"]))) >= 3
 
 
-@pytest.mark.parametrize("mistake, message", [
-    ({"solvers": ["soba", "not-a-solver"]}, "unknown solver 'not-a-solver'"),
-    ({"problems": ["quadratic[dim_q=3]"]}, "dim_q"),
-    ({"fresh_seeds": "100,101"}, "at least 3"),
-    ({"tuning_seeds": "0,100", "fresh_seeds": "100-102"}, "overlap"),
-    ({"budget": 3}, "unknown key(s) budget"),
-])
-def test_a_mistake_in_the_protocol_ends_with_one_line(tmp_path, mistake, message):
+def _protocol_with(tmp_path: Path, mistake: dict) -> Path:
     config = yaml.safe_load(reference_leaderboard.CONFIG.read_text())
     config["quick"].update(mistake)
     path = tmp_path / "protocol.yml"
     path.write_text(yaml.safe_dump(config))
-    out = _check(path, "--quick")
-    assert out.returncode == 2 and out.stdout == ""
+    return path
+
+
+def test_unknown_solver_ends_the_script_with_one_line(tmp_path):
+    path = _protocol_with(tmp_path, {"solvers": ["soba", "not-a-solver"]})
+    out = subprocess.run([sys.executable, str(SCRIPT), "--config", str(path), "--quick"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == "" and not (tmp_path / "results").exists()
     assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: ")
-    assert message in out.stderr
+    assert "unknown solver 'not-a-solver'" in out.stderr
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ({"problems": ["quadratic[dim_q=3]"]}, "dim_q"),
+    ({"solvers": ["soba[step_inner=fast]"]}, "step_inner"),
+    ({"fresh_seeds": "100,101"}, "at least 3"),
+    ({"tuning_seeds": "0,100", "fresh_seeds": "100-102"}, "overlap"),
+    ({"budget": 3}, "unknown key(s) budget"),
+])
+def test_a_mistake_in_the_protocol_ends_with_one_line(tmp_path, capsys, mistake, message):
+    path = _protocol_with(tmp_path, mistake)
+    assert reference_leaderboard.main(["--config", str(path), "--quick"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and len(out.err.strip().splitlines()) == 1 and out.err.startswith("error: ")
+    assert message in out.err
 
 
 def test_make_target_runs_the_script():
