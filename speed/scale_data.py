@@ -183,8 +183,11 @@ def measure(name: str, directory: str | os.PathLike) -> dict[str, float]:
     return {"seconds": float(output.strip().splitlines()[-1]), "peak_bytes": usage.ru_maxrss * 1024}
 
 
-def page_megabytes(directory: str | os.PathLike) -> float:
-    return sum(p.stat().st_size for p in (Path(directory) / "site").glob("*.html")) / 2 ** 20
+def page_megabytes(directory: str | os.PathLike) -> dict[str, float]:
+    """Sizes (MB) of the site's index.html, of its largest page and of all its pages."""
+    sizes = {p.name: p.stat().st_size / 2 ** 20 for p in (Path(directory) / "site").glob("*.html")}
+    return {"index": sizes.get("index.html", 0.0), "largest": max(sizes.values(), default=0.0),
+            "all": sum(sizes.values()), "pages": len(sizes)}
 
 
 if __name__ == "__main__":

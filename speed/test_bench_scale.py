@@ -37,6 +37,9 @@ def test_scale(benchmark, result_set, operation):
     figures = benchmark.pedantic(scale_data.measure, args=(operation, result_set), rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
     if operation == "publish":
-        benchmark.extra_info["page_mb"] = scale_data.page_megabytes(result_set)
+        pages = scale_data.page_megabytes(result_set)
+        benchmark.extra_info.update({f"page_mb_{name}": value for name, value in pages.items()})
+        print(f"\n{result_set.name} site: index.html {pages['index']:.2f} MB, largest page {pages['largest']:.2f} MB, "
+              f"{pages['pages']} pages, {pages['all']:.1f} MB in all")
     print(f"\n{result_set.name} {operation}: {figures['seconds']:.1f} s, "
           f"peak {figures['peak_bytes'] / 2 ** 30:.2f} GiB")

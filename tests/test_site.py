@@ -177,3 +177,37 @@ def test_provenance_and_tuning_panels(published):
 def test_render_refuses_empty_results(tmp_path):
     with pytest.raises(UserError, match="no results"):
         site.render_site(pd.DataFrame(), tmp_path)
+
+
+def test_large_site_gets_a_page_per_problem(published, tmp_path):
+    """Past max_page_bytes of plots, each problem's plots go to its own page; the index keeps the
+    scores, profiles and every table, and links to each page; every page works offline."""
+    from benchopt_bilevel.publishing import bundle_tuning_files, load_bundle
+
+    index_path, _, entries = published
+    source = index_path.parent / "bundle"
+    index = site.render_site(load_bundle(source), tmp_path, max_page_bytes=0,
+                             tuning=[tuning.read_artefact(path) for path in bundle_tuning_files(source)])
+    dom = parse(index)
+    assert not dom.find_all("figure", class_="convergence") and len(dom.find_all("figure", class_="profile")) == 2
+    problems = dom.find_all("section", class_="problem")
+    assert len(problems) == len(entries.groupby(["device_class", "problem_label"]))
+    for problem in problems:
+        (table,) = problem.find_all("table", class_="leaderboard")
+        (link,) = problem.find_all("a", class_="plots-link")
+        page_path = tmp_path / link.attrs["href"]
+        page = parse(page_path)
+        (own,) = page.find_all("section", class_="problem")
+        assert own.attrs["data-problem"] == problem.attrs["data-problem"]
+        assert [t.attrs["id"] for t in own.find_all("table", class_="leaderboard")] == [table.attrs["id"]]
+        figures = own.find_all("figure", class_="convergence")
+        assert [f.attrs["data-axis"] for f in figures] == ["time", "oracle"]
+        assert all(len(f.find_all("svg")[0].find_all("path")) > 3 for f in figures)
+        for node in page.iter():
+            for name in ("src", "href", "xlink:href"):
+                value = node.attrs.get(name)
+                assert value is None or "://" not in value, (node.tag, value)
+        assert not page.find_all("link") and all("src" not in s.attrs for s in page.find_all("script"))
+        assert page.find_all("a", href="index.html")
+    # tuning panels and their badges stay on the index (and on the problem's page)
+    assert len(dom.find_all("details", class_="tuning")) == 2 and len(dom.find_all("a", class_="badge")) == 2

@@ -22,6 +22,8 @@ from . import plots
 from .templates import CSS, JS, PAGE
 
 DEFAULT_TITLE = "Bilevel optimization leaderboard"
+# Past this, inline plots make the page slow to open (10,000 runs: 80 plots, ~15 MB).
+MAX_PAGE_BYTES = 4 * 2 ** 20
 
 
 def _e(value: Any) -> str:
@@ -300,8 +302,13 @@ def _provenance_panel(rows: pd.DataFrame) -> str:
 # -- entry points -------------------------------------------------------------------------------------
 def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: TargetOverrides | None = None,
                 tuning: Iterable[dict[str, Any]] = (), title: str = DEFAULT_TITLE,
-                bundle_link: str | None = None) -> Path:
-    """Write SITE_DIR/index.html for the result rows `results`; returns its path."""
+                bundle_link: str | None = None, max_page_bytes: int = MAX_PAGE_BYTES) -> Path:
+    """Write SITE_DIR/index.html for the result rows `results`; returns its path.
+
+    When the inline plots would make index.html larger than `max_page_bytes`, each problem's
+    plots go to a page of their own (SITE_DIR/problem-D-P.html, as self-contained as the index)
+    and the index keeps the scores, profiles and every table, with a link to each problem's page.
+    """
     if results is None or results.empty:
         raise UserError("no results to publish: the results table is empty")
     site_dir = Path(site_dir)
@@ -316,6 +323,8 @@ def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: 
     all_profiles = {axis: performance_profiles(entries, axis) for axis in ("time", "oracle")}
 
     tabs, sections = [], []
+    device_parts: list[tuple[int, str, str, list[str]]] = []
+    problem_sections: list[tuple[int, str, str, str, str, str, str, str]] = []
     for device_index, device in enumerate(device_classes):
         section_id = f"device-{device_index}"
         tabs.append(f'<button role="tab" data-target="{section_id}" aria-selected="{"true" if device_index == 0 else "false"}">'
@@ -355,27 +364,43 @@ def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: 
             messages = {label: "; ".join(sorted({m for m in group["message"].dropna().astype(str) if m}))[:300]
                         for label, group in problem_runs.groupby("solver_label")}
             params = first["problem_params"]
-            parts.append(
-                f'<section class="problem" id="problem-{device_index}-{problem_index}" data-problem="{_e(problem)}">'
-                f"<h3>{_e(problem)}</h3>"
-                f'<p class="meta">target: <code>{_e(first["target_metric"])} ≤ {first["target_value"]:g}</code>'
-                f" · parameters <code>{_e(params)}</code></p>"
-                + _leaderboard_table(table_id, problem, problem_entries, tuned, messages)
-                + '<div class="plots">'
-                + "".join(
-                    f'<figure class="convergence" data-axis="{axis}">'
-                    + plots.convergence_svg(problem_rows, metric_column, float(first["target_value"]), axis, colors,
-                                            f"{problem} — vs {'time' if axis == 'time' else 'oracle calls'}")
-                    + f"<figcaption>Median over seeds and 20–80% band of {_e(first['target_metric'])}, "
-                      f"vs {'time' if axis == 'time' else 'oracle calls'}.</figcaption></figure>"
-                    for axis in ("time", "oracle"))
-                + "</div>" + "".join(panels) + "</section>")
+            problem_id = f"problem-{device_index}-{problem_index}"
+            head = (f'<section class="problem" id="{problem_id}" data-problem="{_e(problem)}">'
+                    f"<h3>{_e(problem)}</h3>"
+                    f'<p class="meta">target: <code>{_e(first["target_metric"])} ≤ {first["target_value"]:g}</code>'
+                    f" · parameters <code>{_e(params)}</code></p>"
+                    + _leaderboard_table(table_id, problem, problem_entries, tuned, messages))
+            figures = ('<div class="plots">' + "".join(
+                f'<figure class="convergence" data-axis="{axis}">'
+                + plots.convergence_svg(problem_rows, metric_column, float(first["target_value"]), axis, colors,
+                                        f"{problem} — vs {'time' if axis == 'time' else 'oracle calls'}")
+                + f"<figcaption>Median over seeds and 20–80% band of {_e(first['target_metric'])}, "
+                  f"vs {'time' if axis == 'time' else 'oracle calls'}.</figcaption></figure>"
+                for axis in ("time", "oracle")) + "</div>")
+            link = (f'<p class="meta"><a class="plots-link" href="{problem_id}.html">Convergence plots of '
+                    f"{_e(problem)} on {_e(device_title(device))}</a></p>")
+            problem_sections.append((len(parts), problem_id, problem, device, head, figures, link,
+                                     "".join(panels) + "</section>"))
+            parts.append("")  # filled below, once the page's size is known
+        device_parts.append((device_index, device, section_id, parts))
+
+    generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    split = sum(len(section[5]) for section in problem_sections) > max_page_bytes
+    for position, problem_id, problem, device, head, figures, link, tail in problem_sections:
+        index_part = head + (link if split else figures) + tail
+        device_parts[int(problem_id.split("-")[1])][3][position] = index_part
+        if split:  # the problem's own page: its table (the same id, sortable), plots and tuning panels
+            atomic_write(site_dir / f"{problem_id}.html", PAGE.substitute(
+                title=_e(f"{problem} — {device_title(device)} — {title}"), version=_e(__version__), css=CSS, js=JS,
+                generated=_e(generated), download='<p class="meta"><a href="index.html">← the leaderboard</a></p>',
+                summary="", tabs="", devices=head + figures + tail,
+                provenance='<p><a href="index.html#provenance">The runs, machines and versions</a></p>').encode("utf-8"))
+    for device_index, device, section_id, parts in device_parts:
         hidden = "" if device_index == 0 else " hidden"
         sections.append(f'<section class="device" id="{section_id}" data-device="{_e(device)}" role="tabpanel"{hidden}>'
                         + "\n".join(parts) + "</section>")
 
     n_runs = rows["run_id"].nunique()
-    generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     download = (f'<p class="meta">Data: <a href="{_e(bundle_link)}">results bundle</a> '
                 "(merged parquet + manifest with sha256 checksums).</p>") if bundle_link else ""
     page = PAGE.substitute(
