@@ -211,3 +211,6 @@ def test_large_site_gets_a_page_per_problem(published, tmp_path):
         assert page.find_all("a", href="index.html")
     # tuning panels and their badges stay on the index (and on the problem's page)
     assert len(dom.find_all("details", class_="tuning")) == 2 and len(dom.find_all("a", class_="badge")) == 2
+    # published again as one page into the same folder: no problem page of the earlier layout is left
+    site.render_site(load_bundle(source), tmp_path)
+    assert not list(tmp_path.glob("problem-*.html"))

@@ -395,6 +395,10 @@ def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: 
                 generated=_e(generated), download='<p class="meta"><a href="index.html">← the leaderboard</a></p>',
                 summary="", tabs="", devices=head + figures + tail,
                 provenance='<p><a href="index.html#provenance">The runs, machines and versions</a></p>').encode("utf-8"))
+    written = {f"{section[1]}.html" for section in problem_sections} if split else set()
+    for stale in site_dir.glob("problem-*-*.html"):  # of an earlier publish into this folder
+        if stale.name not in written:
+            stale.unlink()
     for device_index, device, section_id, parts in device_parts:
         hidden = "" if device_index == 0 else " hidden"
         sections.append(f'<section class="device" id="{section_id}" data-device="{_e(device)}" role="tabpanel"{hidden}>'
