@@ -223,7 +223,8 @@ def publish(sources: tuple[Path, ...], site_dir: Path, bundle_dir: Path | None, 
     """Bundle SOURCES (results directories or bundles, merged) and render the static leaderboard.
 
     Writes SITE/bundle (merged parquet + manifest with sha256 checksums) and SITE/index.html, a
-    single page that works offline. With --git-branch, commits both to a branch.
+    page that works offline (a large leaderboard's plots go to one page per problem beside it).
+    With --git-branch, commits both to a branch.
     """
     from . import site as site_module
     from .publishing import bundle, publish_to_git_branch
