@@ -149,6 +149,19 @@ def median(values: Any) -> float:
     return quantile(values, 0.5)
 
 
+def _interpolate(low_value: np.ndarray, high_value: np.ndarray, fraction: np.ndarray,
+                 count: np.ndarray) -> np.ndarray:
+    """The quantile rule shared by the vectorised quantiles: linear between the two order
+    statistics around the position, the infinite one when either is infinite (np.quantile would
+    give NaN between two infinities), NaN where a column or group has no value."""
+    with np.errstate(invalid="ignore"):
+        interpolated = low_value + fraction * (high_value - low_value)
+    infinite = np.isinf(low_value) | np.isinf(high_value)
+    between = np.where(np.isinf(high_value), high_value, low_value)
+    result = np.where(fraction == 0.0, low_value, np.where(infinite, between, interpolated))
+    return np.where(count == 0, np.nan, result)
+
+
 def column_quantiles(matrix: Any, q: float) -> np.ndarray:
     """`quantile(column, q)` of every column of a 2-D array at once (same NaN and ∞ rules).
 
@@ -162,12 +175,7 @@ def column_quantiles(matrix: Any, q: float) -> np.ndarray:
     fraction = position - low
     columns = np.arange(array.shape[1])
     low_value, high_value = array[np.clip(low, 0, None), columns], array[np.clip(high, 0, None), columns]
-    with np.errstate(invalid="ignore"):
-        interpolated = low_value + fraction * (high_value - low_value)
-    infinite = np.isinf(low_value) | np.isinf(high_value)
-    between = np.where(np.isinf(high_value), high_value, low_value)
-    result = np.where(fraction == 0.0, low_value, np.where(infinite, between, interpolated))
-    return np.where(count == 0, np.nan, result)
+    return _interpolate(low_value, high_value, fraction, count)
 
 
 def group_quantiles(values: Any, codes: Any, q: float) -> np.ndarray:
@@ -189,12 +197,7 @@ def group_quantiles(values: Any, codes: Any, q: float) -> np.ndarray:
         return np.full(n_groups, np.nan)
     low_value = array[np.clip(start + low, 0, array.size - 1)]
     high_value = array[np.clip(start + high, 0, array.size - 1)]
-    with np.errstate(invalid="ignore"):
-        interpolated = low_value + fraction * (high_value - low_value)
-    infinite = np.isinf(low_value) | np.isinf(high_value)
-    between = np.where(np.isinf(high_value), high_value, low_value)
-    result = np.where(fraction == 0.0, low_value, np.where(infinite, between, interpolated))
-    return np.where(count == 0, np.nan, result)
+    return _interpolate(low_value, high_value, fraction, count)
 
 
 # -- labels ------------------------------------------------------------------------------------
