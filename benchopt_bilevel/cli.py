@@ -20,6 +20,7 @@ from .benchmark import DEFAULT_MAX_TIME, DEFAULT_PROBLEMS, DEFAULT_SOLVERS, expa
 from .cli_execution import Execution, execution_options
 from .config import BenchmarkSpec, load_config, parse_seeds, run_config
 from .errors import UserError
+from .params import provenance
 from .registry import problems, solvers
 
 console = Console()
@@ -43,10 +44,17 @@ def main() -> None:
     """benchopt-bilevel: a benchmark suite for bilevel optimization."""
 
 
-def _defaults(params_cls) -> str:
-    """One `name=default` per line: a parameter is never split across lines."""
-    return "\n".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(params_cls)
-                     if f.default is not dataclasses.MISSING)
+def _defaults(params_cls) -> Text:
+    """One `name=default` per line (never split across lines), then where the default comes from."""
+    sources = provenance(params_cls)
+    text = Text()
+    for f in dataclasses.fields(params_cls):
+        if f.default is dataclasses.MISSING:
+            continue
+        text.append(("\n" if text else "") + f"{f.name}={f.default!r}")
+        if sources.get(f.name) is not None:
+            text.append(f" ({sources[f.name]})", style="dim")
+    return text
 
 
 @main.command("list")
@@ -71,10 +79,10 @@ def list_command(what: str) -> None:
             kind = "stochastic" if cls.stochastic else "deterministic"
             description = Text(f"{cls.description} [{cls.family}; {kind}]\n")
             description.append(str(cls.reference), style="dim")
-            table.add_row(Text(name), description, Text(_defaults(cls.Params)))
+            table.add_row(Text(name), description, _defaults(cls.Params))
     else:
         for name, cls in problems().items():
-            table.add_row(Text(name), Text(str(cls.description)), Text(_defaults(cls.Params)))
+            table.add_row(Text(name), Text(str(cls.description)), _defaults(cls.Params))
     console.print(table)
 
 

@@ -98,5 +98,48 @@ def build_params(params_cls: type, values: dict[str, Any], owner: str) -> Any:
     return params
 
 
+# -- where a default comes from ---------------------------------------------------------------
+SOURCES = ("paper", "reference", "ours")
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where a parameter's default comes from: `paper` (with where in it), `reference` (the JAX
+    benchopt benchmark_bilevel default) or `ours` (with the reason)."""
+
+    source: str
+    note: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.note}" if self.note else self.source
+
+
+def _sourced(value: Any, source: str, note: str) -> Any:
+    return dataclasses.field(default=value, metadata={"provenance": Provenance(source, note)})
+
+
+def paper(value: Any, where: str) -> Any:
+    """A dataclass field whose default the method's paper gives (`where`: section, table, theorem)."""
+    return _sourced(value, "paper", where)
+
+
+def reference(value: Any, where: str = "") -> Any:
+    """A dataclass field whose default is the JAX reference benchmark's (`where`: file or config)."""
+    return _sourced(value, "reference", where)
+
+
+def ours(value: Any, why: str) -> Any:
+    """A dataclass field whose default is this suite's choice, `why` in a few words."""
+    return _sourced(value, "ours", why)
+
+
+def provenance(params_cls: type) -> dict[str, Provenance | None]:
+    """Each parameter of the dataclass `params_cls` and where its default comes from (None when
+    undeclared: the conformance tests fail on it)."""
+    if not dataclasses.is_dataclass(params_cls):
+        return {}
+    return {f.name: f.metadata.get("provenance") for f in dataclasses.fields(params_cls)}
+
+
 def params_to_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}

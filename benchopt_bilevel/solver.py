@@ -81,6 +81,15 @@ class Solver:
     compile_blocker: ClassVar[str | None] = None
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
+    # Where the method departs from its paper (or from the reference benchmark) and why, one
+    # sentence each; docs/solvers.md and the leaderboard show them. Defaults' provenance is
+    # declared on the Params fields (`params.paper / reference / ours`).
+    deviations: ClassVar[tuple[str, ...]] = ()
+    # The method's name in the JAX reference benchmark (benchopt/benchmark_bilevel), e.g. "PZOBO",
+    # and its parameter names mapped to ours (step_size -> step_inner, ...), so that its solver
+    # specifications replay here; None when the reference has no such solver.
+    reference_name: ClassVar[str | None] = None
+    reference_params: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type] = type("Params", (), {})
     search_space: ClassVar[dict[str, LogUniform | IntRange | Choice]] = {}
 
