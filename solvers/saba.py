@@ -6,12 +6,19 @@ on drawn blocks i, j, each direction is SAGA's unbiased, variance-reduced estima
 
     D = fresh_i − memory_i + mean(memory),   then memory_i ← fresh_i,
 
-and y ← y − ρ D_y, v ← v − ρ D_v, x ← x − γ D_x with constant steps (the paper proves
-linear convergence on strongly convex problems with constant steps).
+and y ← y − ρ D_y, v ← v − ρ D_v, x ← x − γ D_x with constant steps, γ = ρ / outer_ratio (the
+reference benchmark's convention; the paper proves linear convergence on strongly convex
+problems with constant steps).
 
-Oracle cost per step: 1 grad_inner, 1 hvp + 1 cross, 1 grad_outer; initialization fills the
-memory with one pass over every block (n_inner_batches of each inner oracle, n_outer_batches
-grad_outer), counted and timed.
+The memory starts at zero by default (`memory_init="zero"`, as in the reference benchmark): until
+every block has been drawn once, the mean counts the blocks not yet seen as zeros, so the first
+directions are shrunk rather than unbiased, and the initialization costs no oracle call.
+`memory_init="full"` fills it with one pass over every block at (x₀, y₀, v₀ = 0): unbiased from
+the first step, for one full pass of each oracle.
+
+Oracle cost per step: 1 grad_inner, 1 hvp + 1 cross, 1 grad_outer; initialization: nothing with
+"zero"; with "full", n_inner_batches of each inner oracle and n_outer_batches grad_outer,
+counted and timed.
 
 Reference: M. Dagréou, P. Ablin, S. Vaiter, T. Moreau. "A framework for bilevel optimization
 that enables stochastic and global variance reduction algorithms", NeurIPS 2022, arXiv 2201.13409.
@@ -21,13 +28,18 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
-from benchopt_bilevel.solver import LogUniform, Solver
+from benchopt_bilevel.errors import UserError
+from benchopt_bilevel.params import reference
+from benchopt_bilevel.solver import Choice, LogUniform, Solver
+
+MEMORY_INITS = ("full", "zero")
 
 
 @dataclass
 class SABAParams:
-    step_inner: float = 0.1  # ρ
-    outer_ratio: float = 1.0  # γ = ρ · outer_ratio
+    step_inner: float = reference(0.1, "solvers/saba.py: step_size")  # ρ
+    outer_ratio: float = reference(1.0, "solvers/saba.py: outer_ratio")  # γ = ρ / outer_ratio
+    memory_init: str = reference("zero", "solvers/saba.py: mode_init_memory")  # "zero" or "full"
 
 
 def _saga(memory: torch.Tensor, mean: torch.Tensor, index: torch.Tensor, fresh: torch.Tensor):
@@ -45,28 +57,45 @@ class SABA(Solver):
     reference = "Dagréou et al., NeurIPS 2022, arXiv 2201.13409"
     family = "single loop, variance reduced"
     stochastic = True
+    reference_name = "SABA"
+    # The reference's solver file names the option mode_init_memory, its configurations init_memory.
+    reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio",
+                        "mode_init_memory": "memory_init", "init_memory": "memory_init"}
     Params = SABAParams
-    search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0)}
+    search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
+                    "memory_init": Choice(MEMORY_INITS)}
+
+    def __init__(self, params=None, **overrides):
+        super().__init__(params, **overrides)
+        if self.params.memory_init not in MEMORY_INITS:
+            raise UserError(f"saba: memory_init must be one of {', '.join(MEMORY_INITS)}, "
+                            f"got {self.params.memory_init!r}")
 
     def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": 1, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
         v = torch.zeros_like(y)
-        inner = [oracles.grad_hvp_cross_inner(x, y, v, b)
-                 for b in torch.arange(oracles.n_inner_batches, device=x.device)]
-        outer = [oracles.grad_outer(x, y, b) for b in torch.arange(oracles.n_outer_batches, device=x.device)]
+        n_inner, n_outer = oracles.n_inner_batches, oracles.n_outer_batches
+        if self.params.memory_init == "full":
+            inner = [oracles.grad_hvp_cross_inner(x, y, v, b) for b in torch.arange(n_inner, device=x.device)]
+            outer = [oracles.grad_outer(x, y, b) for b in torch.arange(n_outer, device=x.device)]
+            memories = {"gy": torch.stack([i[0] for i in inner]), "hvp": torch.stack([i[1] for i in inner]),
+                        "cross": torch.stack([i[2] for i in inner]), "fx": torch.stack([o[0] for o in outer]),
+                        "fy": torch.stack([o[1] for o in outer])}
+        else:  # no oracle call: blocks not drawn yet count as zeros in the mean
+            memories = {"gy": y.new_zeros((n_inner, *y.shape)), "hvp": y.new_zeros((n_inner, *y.shape)),
+                        "cross": x.new_zeros((n_inner, *x.shape)), "fx": x.new_zeros((n_outer, *x.shape)),
+                        "fy": y.new_zeros((n_outer, *y.shape))}
         state = self.initial_state(x, y, key, v=v)
-        for name, values in (("gy", [i[0] for i in inner]), ("hvp", [i[1] for i in inner]),
-                             ("cross", [i[2] for i in inner]), ("fx", [o[0] for o in outer]),
-                             ("fy", [o[1] for o in outer])):
-            state[f"memory_{name}"] = torch.stack(values)
-            state[f"mean_{name}"] = state[f"memory_{name}"].mean(0)
+        for name, memory in memories.items():
+            state[f"memory_{name}"] = memory
+            state[f"mean_{name}"] = memory.mean(0)
         return state
 
     def step(self, oracles, state):
         rho = self.params.step_inner
-        gamma = rho * self.params.outer_ratio
+        gamma = rho / self.params.outer_ratio
         x, y, v = state["x"], state["y"], state["v"]
         key, k_inner, k_outer = rng.split(state["key"], 3)
         i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
