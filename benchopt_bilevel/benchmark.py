@@ -7,6 +7,7 @@ benchmark costs only the runs that were in flight.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,11 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import resume
-from .config import BenchmarkSpec
+from .config import DEFAULT_SEEDS, BenchmarkSpec
 from .executors.base import Executor, Task
 from .executors.inline import InlineExecutor
+from .errors import UserError
 from .params import parse_spec
 from .provenance import cell_identity
+from .reference_specs import Translation, translate
+from .registry import get_problem
 from .runner import Cell, RunConfig
 
 # The embedded default benchmark, all offline: the literature-size quadratic, regularization
@@ -38,15 +42,69 @@ CELL_KEYS = ("problem", "solver", "problem_params", "solver_params", "seed")
 
 
 def expand(spec: BenchmarkSpec) -> list[Cell]:
-    """The cells of a benchmark, problems outermost (so a problem is built once)."""
+    """The cells of a benchmark, problems outermost (so a problem is built once).
+
+    Solver specs may be the reference benchmark's (`reference_specs`): a spec's `random_state`
+    gives its runs' seeds, and its `batch_size` goes on the problem of its runs."""
+    translations = [t for solver in spec.solvers for t in translate(solver)]
     cells = []
     for problem in spec.problems:
         problem_name, problem_params = parse_spec(problem)
-        for solver in spec.solvers:
-            solver_name, solver_params = parse_spec(solver)
-            for seed in spec.seeds:
-                cells.append(Cell(problem_name, solver_name, problem_params, solver_params, seed))
+        for translation in translations:
+            params = _problem_params(problem_name, problem_params, translation)
+            for seed in _seeds(spec.seeds, translation):
+                cells.append(Cell(problem_name, translation.solver, params, translation.params, seed))
     return cells
+
+
+def spec_notes(spec: BenchmarkSpec) -> list[str]:
+    """What the translation of the benchmark's reference specs ignored or set, one line each."""
+    translations = [t for solver in spec.solvers for t in translate(solver)]
+    notes = [note for t in translations for note in t.notes]
+    for problem in spec.problems:
+        problem_name, problem_params = parse_spec(problem)
+        for t in translations:
+            notes += [f"{t.label}: {key}={value} set on {problem_name} for its runs "
+                      f"(a problem parameter here)" for key, value in t.problem_params.items()
+                      if key not in problem_params]
+    return list(dict.fromkeys(notes))
+
+
+def _seeds(seeds: list[int], translation: Translation) -> list[int]:
+    """The seeds of one solver spec's runs: its random_state, else the benchmark's. Seeds given to the
+    benchmark (anything but the default [0]) must then be the same."""
+    if translation.seeds is None:
+        return list(seeds)
+    if list(seeds) != DEFAULT_SEEDS and sorted(seeds) != sorted(translation.seeds):
+        raise UserError(f"{translation.label}: random_state asks seeds {list(translation.seeds)} but the run has "
+                        f"seeds {list(seeds)}; drop one of them")
+    return list(translation.seeds)
+
+
+def _problem_params(problem: str, params: dict[str, str], translation: Translation) -> dict[str, str]:
+    """The problem's parameters for one solver spec's runs: those the spec asks (batch_size) are set
+    when the problem spec does not give them, checked when it does."""
+    if not translation.problem_params:
+        return params
+    fields = {f.name for f in dataclasses.fields(get_problem(problem).Params)}
+    merged = dict(params)
+    for key, value in translation.problem_params.items():
+        if key not in fields:
+            raise UserError(f"{translation.label}: {key} is a problem parameter here and {problem} has none; "
+                            f"drop {key}={value} from the solver spec")
+        if key in params and not _same(str(params[key]), value):
+            raise UserError(f"{translation.label}: {key}={value} but the problem has {problem}[{key}={params[key]}]; "
+                            f"{key} is a problem parameter here: put it on the problem")
+        merged.setdefault(key, value)
+    return merged
+
+
+def _same(a: str, b: str) -> bool:
+    """'64' and '64.0' are the same value; 'zero' and 'zero' too."""
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a.strip() == b.strip()
 
 
 def validate_cells(cells: list[Cell], config: RunConfig) -> None:

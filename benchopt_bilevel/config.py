@@ -1,7 +1,8 @@
 """Run configurations as YAML files (`run --config FILE`), e.g. a tuning artefact to replay.
 
     problems: ["quadratic[n_inner=256,dim_x=10,dim_y=10]"]
-    solvers: ["soba[step_inner=0.05]", "aid-cg"]
+    solvers: ["soba[step_inner=0.05]", "aid-cg"]   # or the reference benchmark's specs, e.g.
+                                                  # "SOBA[step_size=0.03125,outer_ratio=0.01,random_state=[1, 2]]"
     seeds: [0, 1, 2]
     max_time: 30          # any RunConfig field: max_steps, n_evals, device, dtype, compile, ...
 
@@ -21,6 +22,7 @@ from .params import build_params
 from .runner import RunConfig
 
 METADATA_KEYS = ("tuning", "label", "version", "description")
+DEFAULT_SEEDS = [0]  # the seeds of a benchmark that names none
 
 
 @dataclass
@@ -29,7 +31,7 @@ class BenchmarkSpec:
 
     problems: list[str]
     solvers: list[str]
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     run: RunConfig = field(default_factory=RunConfig)
 
 
