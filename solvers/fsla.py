@@ -6,9 +6,11 @@
     d ← D(x, y⁺, v⁺) + (1 − η_t)(d − D(x_prev, y, v))                (STORM, same batches)
     x_prev ← x;   x ← x − γ_t d
 
-with ρ_t, γ_t, η_t ∝ 1/√(t+1) (the paper's and the reference benchmark's schedules; at t = 0
-d is the plain estimate). The previous point of the correction is the one at which the last
-D was evaluated: (x_{t−1}, y_t, v_t).
+with ρ_t = ρ/√(t+1), γ_t = γ/√(t+1), γ = ρ / outer_ratio, and η_t = η/√(t+1), η = ρ unless
+`momentum` is given: the reference benchmark's schedules, which tie the momentum weight to the
+inner step. At t = 0 d is the plain estimate. The previous point of the correction is the one
+at which the last D was evaluated: (x_{t−1}, y_t, v_t). One outer batch B' serves the v step
+and both D (the reference benchmark draws a second one for the D's: one grad_outer more).
 
 Oracle cost per step: 1 grad_inner, 1 hvp, 2 cross, 2 grad_outer.
 
@@ -21,16 +23,18 @@ import torch
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.hypergradient import implicit_hypergradient
+from benchopt_bilevel.params import reference
 from benchopt_bilevel.schedules import make_schedule
 from benchopt_bilevel.solver import LogUniform, Solver
 
 
 @dataclass
 class FSLAParams:
-    step_inner: float = 0.1  # ρ, for y and v
-    outer_ratio: float = 1.0  # γ = ρ · outer_ratio
-    momentum: float = 0.1  # η: weight of the fresh estimate (the reference ties it to ρ)
-    decay: float = 0.5  # every schedule ∝ 1/(t+1)^decay
+    step_inner: float = reference(0.1, "solvers/fsla.py: step_size")  # ρ, for y and v
+    outer_ratio: float = reference(1.0, "solvers/fsla.py: outer_ratio")  # γ = ρ / outer_ratio
+    # η: weight of the fresh estimate; None ties it to ρ
+    momentum: float | None = reference(None, "solvers/fsla.py: η_t = step_size / √(t+1)")
+    decay: float = reference(0.5, "solvers/fsla.py: exponents 0.5")  # every schedule ∝ 1/(t+1)^decay
 
 
 class FSLA(Solver):
@@ -39,16 +43,24 @@ class FSLA(Solver):
     reference = "Li, Gu & Huang, AAAI 2022, arXiv 2112.04660"
     family = "single loop, stochastic"
     stochastic = True
+    deviations = (
+        "One outer batch serves the v step and the hypergradient estimates; the reference benchmark "
+        "draws a second one for the estimates (one more grad_outer per step).",
+        "At t = 0 the direction is the plain stochastic estimate; the reference benchmark's first "
+        "correction is taken against the point x = 0.",
+    )
+    reference_name = "FSLA"
+    reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio"}
     Params = FSLAParams
-    search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
+    search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "momentum": LogUniform(0.01, 1.0)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)
         p = self.params
         self.rho = make_schedule(p.step_inner, p.decay)
-        self.gamma = make_schedule(p.step_inner * p.outer_ratio, p.decay)
-        self.eta = make_schedule(p.momentum, p.decay)
+        self.gamma = make_schedule(p.step_inner / p.outer_ratio, p.decay)
+        self.eta = make_schedule(p.step_inner if p.momentum is None else p.momentum, p.decay)
 
     def oracle_cost(self, facts):
         return {"grad_inner": 1, "hvp": 1, "cross": 2, "grad_outer": 2}

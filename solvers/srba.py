@@ -8,12 +8,15 @@ one SRBA period of length q is
     q − 1 times:  d ← d + D(z⁺; B, B') − D(z; B, B'),  z ← z⁺,  z⁺ = z − (ρ d_y, ρ d_v, γ d_x)
 
 with fresh blocks B (inner) and B' (outer) drawn per iteration and evaluated at both points.
-Steps are constant (the paper proves O((n+m)^½ ε⁻¹) oracle calls to ε-stationarity with
-constant steps and q of order n + m). The projection of v on a ball used in the analysis is
-not applied (neither does the authors' implementation).
+Steps are constant, γ = ρ / outer_ratio (the reference benchmark's convention; the paper proves
+O((n+m)^½ ε⁻¹) oracle calls to ε-stationarity with constant steps and q of order n + m). As in
+the reference benchmark, the period is a fraction of one pass over the data counted in
+mini-batches, q = ⌊period_frac · (n_inner_batches + n_outer_batches)⌋ (at least 1), so it grows
+with the problem. The projection of v on a ball used in the analysis is not applied (neither
+does the authors' implementation).
 
 One solver step is one period, so that the restart is part of a fixed-cost pure step rather
-than a branch on a step counter; `period` counts the iterations of a period.
+than a branch on a step counter; `period(facts)` counts the iterations of a period.
 
 Oracle cost per step: 1 grad_inner_full, 1 hvp_full + 1 cross_full, 1 grad_outer_full, then
 2(q−1) grad_inner, 2(q−1) hvp + 2(q−1) cross, 2(q−1) grad_outer.
@@ -26,18 +29,25 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
-from benchopt_bilevel.solver import IntRange, LogUniform, Solver
+from benchopt_bilevel.facts import ProblemFacts
+from benchopt_bilevel.params import reference
+from benchopt_bilevel.solver import LogUniform, Solver
 
 
 @dataclass
 class SRBAParams:
-    step_inner: float = 0.1  # ρ, for y and v
-    outer_ratio: float = 1.0  # γ = ρ · outer_ratio
-    period: int = 32  # q, iterations per restart (n + m blocks on the default quadratic: 16 + 16)
+    step_inner: float = reference(0.1, "solvers/srba.py: step_size")  # ρ, for y and v
+    outer_ratio: float = reference(1.0, "solvers/srba.py: outer_ratio")  # γ = ρ / outer_ratio
+    period_frac: float = reference(0.5, "solvers/srba.py")  # q = period_frac · (n + m) blocks
 
     def __post_init__(self):
-        if self.period < 1:
-            raise ValueError(f"period must be at least 1, got {self.period}")
+        if not self.period_frac > 0:
+            raise ValueError(f"period_frac must be positive, got {self.period_frac}")
+
+
+def period_length(period_frac: float, facts: ProblemFacts) -> int:
+    """q: iterations per full-batch restart, a fraction of the inner and outer blocks (at least 1)."""
+    return max(1, int(period_frac * (facts.n_inner_batches + facts.n_outer_batches)))
 
 
 def directions(oracles, x, y, v, inner_batch, outer_batch):
@@ -53,12 +63,19 @@ class SRBA(Solver):
     reference = "Dagréou, Moreau, Vaiter & Ablin, AISTATS 2024, arXiv 2302.08766"
     family = "single loop, variance reduced"
     stochastic = True
+    deviations = ("v is not projected on a ball (the analysis' safeguard); neither do the authors' "
+                  "code and the reference benchmark.",)
+    reference_name = "SRBA"
+    reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio", "period_frac": "period_frac"}
     Params = SRBAParams
-    search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 10.0),
-                    "period": IntRange(2, 128)}
+    search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
+                    "period_frac": LogUniform(0.1, 64.0)}
+
+    def period(self, facts: ProblemFacts) -> int:
+        return period_length(self.params.period_frac, facts)
 
     def oracle_cost(self, facts):
-        q = self.params.period - 1
+        q = self.period(facts) - 1
         return {"grad_inner_full": 1, "hvp_full": 1, "cross_full": 1, "grad_outer_full": 1,
                 "grad_inner": 2 * q, "hvp": 2 * q, "cross": 2 * q, "grad_outer": 2 * q}
 
@@ -67,12 +84,12 @@ class SRBA(Solver):
 
     def step(self, oracles, state):
         rho = self.params.step_inner
-        gamma = rho * self.params.outer_ratio
+        gamma = rho / self.params.outer_ratio
         x, y, v, key = state["x"], state["y"], state["v"], state["key"]
         d_y, d_v, d_x = directions(oracles, x, y, v, None, None)
         hypergradient = d_x
         x_new, y_new, v_new = x - gamma * d_x, y - rho * d_y, v - rho * d_v
-        for _ in range(self.params.period - 1):
+        for _ in range(self.period(oracles.facts) - 1):
             key, k_inner, k_outer = rng.split(key, 3)
             i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
             new = directions(oracles, x_new, y_new, v_new, i, j)
