@@ -130,16 +130,23 @@ def _by_lower_name(solvers: Mapping[str, type[Solver]]) -> dict[str, str]:
     return {name.lower(): name for name in solvers}
 
 
+def declared_reference(cls: type[Solver]) -> tuple[str | None, dict[str, str]]:
+    """The reference name and parameter names a solver class declares itself: a subclass (SUSTAIN
+    extends MRBO) does not inherit its parent's."""
+    return cls.__dict__.get("reference_name"), dict(cls.__dict__.get("reference_params", {}))
+
+
 def reference_names(solvers: Mapping[str, type[Solver]]) -> dict[str, str]:
     """Each reference name (lower case) -> the registered solver that replays it; UserError when two
     solvers claim the same reference name."""
     table: dict[str, str] = {}
     for name, cls in solvers.items():
-        if cls.reference_name:
-            key = cls.reference_name.lower()
+        reference_name, _ = declared_reference(cls)
+        if reference_name:
+            key = reference_name.lower()
             if key in table:
                 raise UserError(f"solvers {table[key]!r} and {name!r} both declare the reference name "
-                                f"{cls.reference_name!r}; one solver per reference name")
+                                f"{reference_name!r}; one solver per reference name")
             table[key] = name
     return table
 
@@ -169,8 +176,8 @@ def _grid(values: dict[str, Value]) -> list[dict[str, str]]:
 
 def _translate_reference(spec: str, name: str, values: dict[str, Value], cls: type[Solver]) -> list[Translation]:
     ours = _fields(cls)
-    mapping = {k.lower(): v for k, v in cls.reference_params.items()}
-    label = cls.reference_name
+    label, declared = declared_reference(cls)
+    mapping = {k.lower(): v for k, v in declared.items()}
     accepted = [*mapping, *CENTRAL_KEYS]
     seeds, problem, notes, params = None, {}, [], {}
     for key, value in values.items():
@@ -199,8 +206,7 @@ def translate(spec: str, solvers: Mapping[str, type[Solver]] | None = None) -> l
 
     Our spec (a registered name in any case, with our parameter names) translates to itself under the
     registered name. A reference name (any case), or one of ours given a reference parameter, goes
-    through the solver's `reference_params`. An unknown name is passed through, for the registry's
-    error message. `solvers` defaults to the registry."""
+    through the solver's `reference_params`. `solvers` defaults to the registry."""
     if solvers is None:
         from .registry import solvers as registered  # noqa: PLC0415 - the registry imports every solver
 
@@ -213,21 +219,21 @@ def translate(spec: str, solvers: Mapping[str, type[Solver]] | None = None) -> l
         name, simple = None, None
     if name is not None and name.lower() in ours:
         cls = solvers[ours[name.lower()]]
-        if set(simple) <= set(_fields(cls)) or not cls.reference_name:
+        if set(simple) <= set(_fields(cls)) or not declared_reference(cls)[0]:
             return [Translation(cls.name, dict(simple), source=spec)]
     name, values = parse_reference_spec(spec)
     key = name.lower()
     if key in references:
         target = references[key]
-    elif key in ours and solvers[ours[key]].reference_name:
+    elif key in ours and declared_reference(solvers[ours[key]])[0]:
         target = ours[key]  # one of ours given the reference's parameters
     else:
         target = None
+    if target is None and key in ours:
+        parse_spec(spec)  # one of ours given a list: our parser says what is wrong
     if target is None:
-        if simple is not None or key in ours:
-            parse_spec(spec)  # lists are for reference specs: our parser says what is wrong
-            return [Translation(ours.get(key, name), dict(simple), source=spec)]  # the registry says what is wrong
-        close = difflib.get_close_matches(key, [*ours, *references], n=3)
+        known = {**{k: declared_reference(solvers[v])[0] for k, v in references.items()}, **ours}
+        close = [known[k] for k in difflib.get_close_matches(key, list(known), n=3)]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"unknown solver {name!r}.{hint} Run `benchopt-bilevel list solvers` to see them all.")
     return _translate_reference(spec, name, values, solvers[target])
