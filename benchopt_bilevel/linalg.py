@@ -24,8 +24,8 @@ this module never sees the oracles:
       v = η Σ_{k=0}^{Q} Π_{j≤k} (I − η A_{B_j}) b                      (Q matvecs per point)
 - `random_neumann_product` (BSA, TTSA, SUSTAIN, BiAdam; Ghadimi & Wang 2018, Algorithm 3):
       p ~ U{0, …, Q−1},   v = Q η Π_{j=1}^{p} (I − η A_{B_j}) b
-  an unbiased estimate of the Q-term sum; the Q−1 products are always computed and those past
-  p masked out, so the estimate stays a pure tensor function (Q−1 matvecs per point).
+  an unbiased estimate of the Q-term sum; only the p drawn products are computed, through
+  `repeat` (torch's while_loop when compiled), so (Q−1)/2 matvecs per point on average.
 
 Krylov pieces: `lanczos` runs `maxiter` steps of the Lanczos three-term recurrence on
 r0 = b − A v0, then takes the Galerkin solution v = v0 + Qᵀ T⁻¹ Q r0 with T the small
@@ -133,17 +133,42 @@ def stochastic_neumann(matvec: SampledMatvec, b: list[Tensor], *, key: Tensor, m
     return [step * s for s in sums], key
 
 
+def repeat(count: Tensor, body: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]],
+           carry: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """`body` applied `count` times to `carry` (count: a 0-dim integer tensor): a loop whose trip
+    count is data, at the cost of `count` bodies.
+
+    Compiled or exported it is torch's `while_loop`, one graph whatever the count. Eager it is a
+    Python loop of int(count) iterations (one read of a scalar; a device sync on a GPU): eager
+    `while_loop` would compile its body, and the oracles do not count calls made while compiling.
+    `body` must return new tensors of the carry's shapes and dtypes (none of its inputs as is).
+    """
+    if torch.compiler.is_compiling():
+        from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
+
+        _, *carry = while_loop(lambda i, *_: i < count, lambda i, *c: (i + 1, *body(tuple(c))),
+                               (torch.zeros_like(count), *carry))
+        return tuple(carry)
+    for _ in range(int(count)):
+        carry = body(carry)
+    return carry
+
+
 def random_neumann_product(matvec: SampledMatvec, b: list[Tensor], *, key: Tensor, n_terms: int,
                            step: float) -> tuple[list[Tensor], Tensor]:
     """Q η Π_{j≤p} (I − η A_{B_j}) b for every b (Q = n_terms), one random length p ~ U{0..Q−1}
-    and the same batches for all of them; returns the estimates and the new key."""
+    and the same batches for all of them; returns the estimates and the new key.
+
+    Only the p drawn products are computed (`repeat`): (Q−1)/2 matvecs per b on average."""
     key, k_length = rng.split(key)
     length = rng.randint(k_length, n_terms)
-    products = list(b)
-    for j in range(1, n_terms):
+
+    def one_product(carry: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        key, *products = carry
         key, k_matvec = rng.split(key)
-        keep = length >= j
-        products = [torch.where(keep, w - step * a, w) for w, a in zip(products, matvec(products, k_matvec))]
+        return (key, *[w - step * a for w, a in zip(products, matvec(products, k_matvec))])
+
+    key, *products = repeat(length, one_product, (key, *b))
     return [n_terms * step * w for w in products], key
 
 

@@ -179,10 +179,62 @@ def test_random_neumann_product_is_an_unbiased_estimate_of_the_sum():
     assert float(torch.stack(estimates).std(0).max()) > 0.1  # a random estimate, not the sum itself
 
 
-def test_random_neumann_product_costs_q_minus_one_matvecs_and_one_term_is_scaled_b():
+def _drawn_length(key, n_terms):
+    """The length p the product draws from `key` (its first split)."""
+    _, k_length = rng.split(key)
+    return int(rng.randint(k_length, n_terms))
+
+
+def test_random_neumann_product_computes_only_the_drawn_products():
+    """p matvecs (not Q−1 masked ones), (Q−1)/2 on average, and the estimate is Q η Π_{j≤p}(I − η A) b."""
     A, b, _ = _system()
-    calls = []
-    random_neumann_product(_sampled([A], calls), [b, b], key=rng.make_key(0), n_terms=7, step=0.1)
-    assert calls == [2] * 6
+    n_terms, step, lengths = 7, 0.1, []
+    for seed in range(300):
+        key, calls = rng.make_key(seed), []
+        (v, w), _ = random_neumann_product(_sampled([A], calls), [b, 2 * b], key=key, n_terms=n_terms, step=step)
+        length = _drawn_length(key, n_terms)
+        assert calls == [2] * length  # both points share every matvec call
+        expected = b
+        for _ in range(length):
+            expected = expected - step * (A @ expected)
+        torch.testing.assert_close(v, n_terms * step * expected)
+        torch.testing.assert_close(w, 2 * v)
+        lengths.append(length)
+    assert set(lengths) == set(range(n_terms))  # every length 0 … Q−1 occurs
+    assert abs(sum(lengths) / len(lengths) - (n_terms - 1) / 2) < 0.3  # sd of the mean: 0.12
     (v,), _ = random_neumann_product(_sampled([A]), [b], key=rng.make_key(0), n_terms=1, step=0.1)
     torch.testing.assert_close(v, 0.1 * b)
+
+
+def test_random_neumann_product_compiles_to_one_graph_with_a_data_dependent_length():
+    """Under torch.compile(fullgraph=True) the loop is torch's while_loop: one graph for every
+    drawn length (no recompilation), the eager estimates and keys."""
+    import torch._dynamo
+
+    matrices = [_system(d=8, seed=s)[0] for s in range(3)]
+    stacked = torch.stack(matrices)
+
+    def matvec(ws, key):  # traceable: index_select, as Problem.block does
+        A = torch.index_select(stacked, 0, rng.randint(key, len(matrices)).reshape(1)).squeeze(0)
+        return [A @ w for w in ws]
+
+    def estimate(b, key):
+        (v,), key = random_neumann_product(matvec, [b], key=key, n_terms=9, step=0.2)
+        return v, key
+
+    b = _system(d=8)[1]
+    torch._dynamo.reset()
+    compiled = torch.compile(estimate, fullgraph=True, backend="aot_eager")
+    lengths = set()
+    try:
+        for seed in range(8):
+            key = rng.make_key(seed)
+            with torch._dynamo.config.patch(error_on_recompile=seed > 0):
+                v, new_key = compiled(b, key)
+            v_eager, key_eager = estimate(b, key)
+            torch.testing.assert_close(v, v_eager, rtol=1e-12, atol=1e-12)
+            assert int(new_key) == int(key_eager)
+            lengths.add(_drawn_length(key, 9))
+    finally:
+        torch._dynamo.reset()
+    assert len(lengths) > 2  # several lengths went through the one graph
