@@ -17,12 +17,14 @@ hypergradient computation", ICML 2020, arXiv 2006.16218.
 """
 from dataclasses import dataclass
 
+from benchopt_bilevel.params import paper
+
 from ._implicit import AIDParams, ImplicitSolver
 
 
 @dataclass
 class AIDFPParams(AIDParams):
-    warm_start_v: bool = False  # the paper starts the fixed-point iteration from zero
+    warm_start_v: bool = paper(False, "the fixed-point method starts from v = 0 (Grazzi et al. 2020, Alg. of AID-FP)")
 
 
 class AIDFP(ImplicitSolver):

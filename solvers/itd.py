@@ -8,7 +8,19 @@ reverse-mode derivative of that loop:
     for t = T−1 … 0:  d ← d − α ∇²_xy g(x, y_t) p,   p ← p − α ∇²_yy g(x, y_t) p
     x ← x − γ d
 
-Oracle cost per step (full batch): T grad_inner, T hvp + T cross (one vjp each), 1 grad_outer.
+With `inner="srkc"` the T steps are full-batch Runge–Kutta–Chebyshev steps of s stages
+(`stochastic_inner`), z_{k+1} = a_k z_k + b_k z_{k−1} − c_k ∇_y g(x, z_k), and the backward pass
+runs through the Ts stages:
+
+    λ ← ∇_y f(x, z_N);  for k = N−1 … 0:  d ← d − c_k ∇²_xy g(x, z_k) λ_{k+1},
+                                          λ_k = a_k λ_{k+1} − c_k ∇²_yy g(x, z_k) λ_{k+1} + b_{k+1} λ_{k+2}
+
+(gradient descent is a = 1, b = 0, c = α). AI-SARAH is rejected: its step is a ratio of Hessian
+products at the iterate and its stopping test a mask, so its derivative needs third-order
+oracles, or is wrong when the step is held constant.
+
+Oracle cost per step (full batch): T grad_inner, T hvp + T cross (one vjp each), 1 grad_outer
+(each times s with `inner="srkc"`).
 
 References: D. Maclaurin, D. Duvenaud, R. Adams. "Gradient-based hyperparameter optimization
 through reversible learning", ICML 2015; L. Franceschi, M. Donini, P. Frasconi, M. Pontil.
@@ -16,16 +28,27 @@ through reversible learning", ICML 2015; L. Franceschi, M. Donini, P. Frasconi, 
 """
 from dataclasses import dataclass
 
-from benchopt_bilevel import inner
+import torch
+
+from benchopt_bilevel import inner, stochastic_inner
+from benchopt_bilevel.params import ours, paper, reference
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
+
+# Inner optimizers an unrolled method can differentiate through (see the module docstring).
+UNROLLABLE = ("sgd", "srkc")
+REJECTED = "AI-SARAH is not an inner choice of unrolled methods: its step is a ratio of Hessian " \
+    "products at the iterate, so differentiating through it needs third derivatives."
 
 
 @dataclass
 class ITDParams:
-    step_inner: float = 0.1  # α
-    step_outer: float = 0.1  # γ
-    n_inner_steps: int = 20  # T
-    warm_start: bool = True
+    step_inner: float = ours(0.1, "the reference picks it by line search; stable here for L ≤ 20")  # α
+    # γ. The reference's step_size_outer = 10 diverges on the conformance quadratic within 7 steps
+    # (3 diverges too; 1 and 0.1 reach the target in 3 and 52 steps): 0.1, as every step here.
+    step_outer: float = ours(0.1, "the reference's 10 diverges on the conformance quadratic")
+    n_inner_steps: int = reference(10, "solvers/jaxopt_itd.py")  # T
+    warm_start: bool = reference(True, "solvers/jaxopt_itd.py (its first value)")
+    inner: str = paper("sgd", "the unrolled dynamics are gradient descent (Franceschi et al. 2017)")
 
     def __post_init__(self):
         if self.n_inner_steps < 1:
@@ -41,10 +64,23 @@ class ITD(Solver):
     Params = ITDParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 100)}
+    reference_name = "jaxopt_ITD"
+    reference_params = {"step_size_outer": "step_outer", "n_inner_steps": "n_inner_steps",
+                        "warm_start": "warm_start"}
+    deviations = (
+        "The reference's jaxopt_ITD picks each inner gradient step by jaxopt's backtracking line "
+        "search and stops at a gradient tolerance; here the step is fixed (step_inner) and T steps always run.",
+        "The reference's inner_solver=lbfgs (implicit differentiation of L-BFGS) is not this method and is not mapped.",
+        REJECTED,
+    )
+
+    def __init__(self, params=None, **overrides) -> None:
+        super().__init__(params, **overrides)
+        stochastic_inner.validate(self.params.inner, self.name, UNROLLABLE)
 
     def oracle_cost(self, facts):
-        t = self.params.n_inner_steps
-        return {"grad_inner_full": t, "hvp_full": t, "cross_full": t, "grad_outer_full": 1}
+        p = self.params
+        return unrolled_cost(p.inner, p.n_inner_steps, p.n_inner_steps)
 
     def init(self, oracles, x, y, key):
         return self.initial_state(x, y, key, y_start=y)
@@ -53,17 +89,38 @@ class ITD(Solver):
         return unrolled_step(oracles, state, self.params, n_backward_steps=self.params.n_inner_steps)
 
 
+def _stages(name: str) -> int:
+    """Gradient evaluations per inner step of the inner optimizer `name`."""
+    return stochastic_inner.oracle_cost(name, 1, full_batch=True)["grad_inner_full"]
+
+
+def unrolled_cost(name: str, n_steps: int, n_backward_steps: int) -> dict[str, float]:
+    """Oracle calls of `unrolled_step`: every stage forward, the last `n_backward_steps` backward."""
+    backward = n_backward_steps * _stages(name)
+    return {"grad_inner_full": n_steps * _stages(name), "hvp_full": backward, "cross_full": backward,
+            "grad_outer_full": 1}
+
+
+def _forward(name: str, oracles, x: torch.Tensor, y: torch.Tensor, n_steps: int, step: float):
+    """The points z_0..z_N of `n_steps` full-batch steps of `name` and their stage coefficients."""
+    if name == "srkc":
+        return stochastic_inner.chebyshev_path(oracles, x, y, n_steps, stochastic_inner.srkc_step(step))
+    return inner.gradient_descent_path(oracles, x, y, n_steps, step), [(1.0, 0.0, step)] * n_steps
+
+
 def unrolled_step(oracles, state, p, n_backward_steps: int):
-    """T inner GD steps, reverse-mode through the last `n_backward_steps` of them (ITD: all of
+    """T inner steps, reverse-mode through the last `n_backward_steps` of them (ITD: all of
     them; T-RHG: a truncation), then x ← x − step_outer · d."""
     x = state["x"]
     y0 = state["y"] if p.warm_start else state["y_start"]
-    y_untracked = inner.gradient_descent(oracles, x, y0, p.n_inner_steps - n_backward_steps, p.step_inner)
-    path = inner.gradient_descent_path(oracles, x, y_untracked, n_backward_steps, p.step_inner)
-    d, adjoint = oracles.grad_outer(x, path[-1], None)
-    for y_t in reversed(path[:-1]):
-        hvp, cross = oracles.hvp_cross_inner(x, y_t, adjoint, None)
-        d = d - p.step_inner * cross
-        adjoint = adjoint - p.step_inner * hvp
-    return {"x": x - p.step_outer * d, "y": path[-1], "y_start": state["y_start"],
+    y_untracked, _ = stochastic_inner.minimize(p.inner, oracles, x, y0, state["key"],
+                                               p.n_inner_steps - n_backward_steps, p.step_inner, full_batch=True)
+    points, stages = _forward(p.inner, oracles, x, y_untracked, n_backward_steps, p.step_inner)
+    d, adjoint = oracles.grad_outer(x, points[-1], None)
+    behind = torch.zeros_like(adjoint)  # what z_{k−1} has received from z_{k+1} so far
+    for z, (a, b, c) in zip(reversed(points[:-1]), reversed(stages)):
+        hvp, cross = oracles.hvp_cross_inner(x, z, adjoint, None)
+        d = d - c * cross
+        adjoint, behind = behind + a * adjoint - c * hvp, b * adjoint
+    return {"x": x - p.step_outer * d, "y": points[-1], "y_start": state["y_start"],
             "key": state["key"], "hypergradient": d}
