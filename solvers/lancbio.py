@@ -14,9 +14,9 @@ Outer step k = 1, 2, ... (one solver step), with A = ∇²_yy g(x, y) and b = �
 so the subspace grows by one vector per outer step up to m, restarting every m steps, and m itself
 grows from 1 to dim_max along the run (the authors' dynamic process). The residual b − w of the
 anchor corrects for b moving with (x, y) between restarts. A breakdown (β ≈ 0: the basis already
-spans A⁻¹(b − w)) freezes the basis until the next restart. The basis lives in dim_max fixed
-slots and the restart is a mask, so the step has a fixed cost and no branch on a tensor: A v̄ is
-computed at every step and kept only at a restart.
+spans A⁻¹(b − w)) freezes the basis until the next restart. The basis lives in fixed slots
+(`basis_slots`: as many as a cycle can hold) and the restart is a mask, so the step has a fixed
+cost and no branch on a tensor: A v̄ is computed at every step and kept only at a restart.
 
 Oracle cost per step (full batch): T grad_inner (inner="sgd"; otherwise that inner optimizer's
 cost), 2 hvp (A v̄ and A q_j), 1 cross, 1 grad_outer.
@@ -65,6 +65,22 @@ class LancBiOParams:
             raise ValueError("decay exponents and minimum steps must be >= 0")
 
 
+def basis_slots(p: LancBiOParams) -> int:
+    """The most vectors the basis holds between two restarts: m, except that a cycle which m's
+    growth overtakes runs until the next k ≡ 1 (mod new m) and can hold more (the authors' rule;
+    8 with m = 1 → 6, ×1.5 every 4 steps; 80 with the defaults). Counted over the schedule until m
+    stops growing; past 10⁶ steps to count, the bound 2·dim_max − 1 of one growth per cycle."""
+    if p.dim_max * p.dim_freq > 10**6:
+        return 2 * p.dim_max - 1
+    m, size, most = p.dim_start, 0, 1
+    for k in range(1, p.dim_max * p.dim_freq + 2 * p.dim_max + 1):
+        if k % p.dim_freq == p.dim_freq - 1:
+            m = min(math.ceil(m * p.dim_growth), p.dim_max)
+        size = 1 if (k % m == 1 or m == 1) else size + 1
+        most = max(most, size)
+    return most
+
+
 def decayed(step: float, power: float, minimum: float, k: torch.Tensor) -> torch.Tensor:
     """max(minimum, step / k^power), k = 1, 2, ... (the authors' schedule)."""
     return torch.clamp(step / k ** power, min=minimum)
@@ -94,6 +110,7 @@ class LancBiO(Solver):
         if self.params.inner not in stochastic_inner.INNER_OPTIMIZERS:
             raise UserError(f"lancbio: unknown inner optimizer {self.params.inner!r}; choose one of "
                             f"{', '.join(stochastic_inner.INNER_OPTIMIZERS)}")
+        self.slots = basis_slots(self.params)
 
     def oracle_cost(self, facts):
         p = self.params
@@ -101,7 +118,7 @@ class LancBiO(Solver):
 
     def init(self, oracles, x, y, key):
         p = self.params
-        basis = lanczos_start(torch.zeros_like(y), p.dim_max)
+        basis = lanczos_start(torch.zeros_like(y), self.slots)
         return self.initial_state(x, y, key, t=self.counter(x), v=torch.zeros_like(y),
                                   anchor=torch.zeros_like(y), w=torch.zeros_like(y),
                                   dim=torch.full((), float(p.dim_start), dtype=x.dtype, device=x.device),
@@ -120,7 +137,7 @@ class LancBiO(Solver):
         restart = (torch.remainder(k, dim) == 1) | (dim == 1)
         # Restart from the current v: its residual with the current Hessian starts a new basis.
         w_new = oracles.hvp_inner(x, y, state["v"], None)
-        fresh = lanczos_start(b - w_new, p.dim_max)
+        fresh = lanczos_start(b - w_new, self.slots)
         basis = {name: torch.where(restart, fresh[name], state["basis_" + name]) for name in fresh}
         anchor = torch.where(restart, state["v"], state["anchor"])
         w = torch.where(restart, w_new, state["w"])
