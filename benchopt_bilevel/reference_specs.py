@@ -230,7 +230,10 @@ def translate(spec: str, solvers: Mapping[str, type[Solver]] | None = None) -> l
     else:
         target = None
     if target is None and key in ours:
-        parse_spec(spec)  # one of ours given a list: our parser says what is wrong
+        try:
+            parse_spec(spec)  # one of ours given a list: our parser says what is wrong
+        except UserError as error:
+            raise UserError(f"{error} ({ours[key]} declares no reference benchmark name, whose specs take lists)") from None
     if target is None:
         known = {**{k: declared_reference(solvers[v])[0] for k, v in references.items()}, **ours}
         close = [known[k] for k in difflib.get_close_matches(key, list(known), n=3)]
