@@ -17,6 +17,17 @@ from .solver import Solver, State
 Chunk = Callable[[State, int], State]
 
 
+def compiles(solver: Solver, compile: bool) -> bool:
+    """Whether `solver`'s chunks are compiled when `compile` is asked: never for a `host_side`
+    step (Python on the host: dynamo would break its graph at every call), which runs eager."""
+    return compile and solver.host_side is None
+
+
+def eager_note(solver: Solver) -> str:
+    """The note a compiled run of a host-side solver carries: it ran eager, and why."""
+    return f"ran eager although --compile was asked: host-side step ({solver.host_side})"
+
+
 def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.device,
                unroll: int = 1, backend: str = "inductor") -> Chunk:
     """`chunk(state, n) -> state` running n steps, compiled when asked.
@@ -33,7 +44,10 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
 
     backend="aot" (CPU): the steps are exported and compiled ahead of time by AOTInductor
     (`aot.py`) on the first call, then run with a per-call cost of a few µs instead of ~35.
+
+    A `host_side` solver's chunks are eager whatever is asked (`compiles`).
     """
+    compile = compiles(solver, compile)
     step, unroll = solver.step, unroll if compile else 1
     if compile:
         if device.type == "cpu":

@@ -20,6 +20,9 @@ Optional pieces, each with a default:
   step T(x, y) = y − α ∇_y g(x, y) with their own α;
 - `y_rows`: y reshaped to (y_rows, -1) has rows whose inner problems are independent (T maps
   each row from that row alone), so a root finder may solve each row separately (default 1).
+- `hyperparameter_box()`: where x lives for black-box search (random search, TPE), a
+  `HyperparameterBox` of bounds per coordinate, searched uniformly or log-uniformly (default
+  None: those solvers skip the problem and say so).
 
 A problem's floating tensors share one dtype and device, `dtype` and `device`: float64 on the CPU
 as built, and the run's once `to(device, dtype)` has moved them (the runner always calls it).
@@ -30,6 +33,32 @@ import dataclasses
 from typing import Any, Callable, ClassVar
 
 import torch
+
+
+@dataclasses.dataclass(frozen=True)
+class HyperparameterBox:
+    """Where a problem's hyperparameters x live for black-box search: low ≤ x ≤ high per
+    coordinate (float64 tensors of shape (dim_x,)). `log`: x is a positive scale searched
+    log-uniformly (log x uniform in [log low, log high]); off when x is already a log-penalty."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.low.shape != self.high.shape or self.low.dim() != 1:
+            raise ValueError(f"box bounds must be two vectors of one shape, got {list(self.low.shape)} "
+                             f"and {list(self.high.shape)}")
+        if not bool(torch.all(self.low < self.high)):
+            raise ValueError("box needs low < high in every coordinate")
+        if self.log and not bool(torch.all(self.low > 0)):
+            raise ValueError("a log-scale box needs low > 0")
+
+    @classmethod
+    def uniform(cls, dim: int, low: float, high: float, log: bool = False) -> "HyperparameterBox":
+        """The same bounds [low, high] for each of `dim` coordinates."""
+        full = lambda value: torch.full((dim,), float(value), dtype=torch.float64)  # noqa: E731
+        return cls(full(low), full(high), log)
 
 
 class Problem:
@@ -106,6 +135,11 @@ class Problem:
     def project_y(self, y: torch.Tensor) -> torch.Tensor:
         """Euclidean projection on the lower-level feasible set (identity when unconstrained)."""
         return y
+
+    def hyperparameter_box(self) -> HyperparameterBox | None:
+        """Where x lives for black-box search (random search, TPE); None: not declared, and those
+        solvers skip the problem."""
+        return None
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Metrics at (x, y); never timed. Subclasses add theirs to this dict."""

@@ -28,7 +28,7 @@ import torch
 
 from . import rng
 from .cells import DTYPES, Cell, RunConfig, build_problem, resolve_device, validate
-from .chunks import make_chunk
+from .chunks import compiles, eager_note, make_chunk
 from .clock import Clock
 from .errors import UserError
 from .memory import PeakMemory
@@ -112,10 +112,14 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             # guards on aliasing between inputs).
             state = _clone(state)
             init_counts, init_time = dict(oracles.calls), clock.elapsed
-            unroll = config.compile_steps if config.compile else 1
-            chunk = make_chunk(solver, oracles, config.compile, device, unroll, config.compile_backend)
+            # A host-side step runs eager under --compile: its rows say so (message, `compiled`).
+            compiled = compiles(solver, config.compile)
+            if config.compile and not compiled:
+                outcome.update(message=eager_note(solver), compiled=False)
+            unroll = config.compile_steps if compiled else 1
+            chunk = make_chunk(solver, oracles, compiled, device, unroll, config.compile_backend)
             # Compiled: compile, then (CUDA) record the graph, on a throw-away copy of the state.
-            warmup_steps = 3 * unroll if config.compile else 1
+            warmup_steps = 3 * unroll if compiled else 1
             memory.pause()
             start = clock.now()
             chunk(_clone(state), warmup_steps)
@@ -138,7 +142,7 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
                 memory.pause()
                 metrics = _evaluate(problem, solver, state)
                 counts = dict(oracles.calls)
-                if config.compile:  # a compiled step calls the oracles only while tracing
+                if compiled:  # a compiled step calls the oracles only while tracing
                     counts = {k: init_counts.get(k, 0) + v * steps for k, v in declared.items()}
                 rows.append({"step": steps, "time": clock.elapsed,
                              **oracle_columns(counts, oracles.total_calls(counts)),

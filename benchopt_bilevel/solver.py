@@ -79,6 +79,14 @@ class Solver:
     # method that truly cannot; the conformance suite then expects its compilation to fail, so a
     # blocker that goes away is noticed. None for every method whose step compiles.
     compile_blocker: ClassVar[str | None] = None
+    # Why `step` runs host-side code (a Python sampler proposing the next trial, a loop that stops
+    # at a tolerance) instead of being a pure tensor function, for a method that is one. Such a
+    # step is still a function of its input state (same state, same output, seeds drawn from
+    # state["key"]) but reads tensor values and branches on them: it is never compiled (`run
+    # --compile` runs it eager and says so in the run's message), and, its cost depending on
+    # values, `oracle_cost` declares the most calls one step can make (the runner records the
+    # calls counted). None for every method whose step is a pure tensor function.
+    host_side: ClassVar[str | None] = None
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
     # Where the method departs from its paper (or from the reference benchmark) and why, one

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchopt_bilevel.problem import Problem
+from benchopt_bilevel.problem import HyperparameterBox, Problem
 
 from ._logistic import blocks, check_split_params, load_split, majority_accuracy, prepare_features, rows
 
@@ -127,6 +127,12 @@ class HyperCleaning(Problem):
         return y.reshape(self.n_features, self.n_classes)
 
     # -- objectives -----------------------------------------------------------------------------
+    def hyperparameter_box(self) -> HyperparameterBox:
+        """Sample logits in [−5, 5] (weights σ(x_i) from 0.007 to 0.993), the reference benchmark's
+        search range (solvers/optuna.py). One coordinate per training row: black-box solvers skip
+        the full problem for its dimension and run on small ones (n_train_max)."""
+        return HyperparameterBox.uniform(self.dim_x, -5.0, 5.0)
+
     def inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         A, Y = rows(self.train, batch, self.block), rows(self.train_labels, batch, self.block)
         losses = _cross_entropy(A @ self._matrix(y), Y)

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 
 
+from benchopt_bilevel.problem import HyperparameterBox
+
 from ._logistic import PenaltySelection, blocks, check_split_params, load_split, majority_accuracy, prepare_features, rows
 
 Tensor = torch.Tensor
@@ -101,6 +103,11 @@ class LogReg(PenaltySelection):
         self._cache: dict[str, Tensor] = {}  # last exact solve: x, y*(x), v*(x)
 
     # -- objectives -----------------------------------------------------------------------------
+    def hyperparameter_box(self) -> HyperparameterBox:
+        """Log-penalties in [−5, 5] (penalties e^−5 to e^5), the reference benchmark's search range
+        (solvers/optuna.py); uniform in x is log-uniform in the penalty."""
+        return HyperparameterBox.uniform(self.dim_x, -5.0, 5.0)
+
     def inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         r = rows(self.train, batch, self.block)
         return F.softplus(-(r @ y)).mean() + 0.5 * torch.sum(torch.exp(x) * y * y)

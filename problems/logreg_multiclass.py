@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from benchopt_bilevel.linalg import conjugate_gradient
+from benchopt_bilevel.problem import HyperparameterBox
 
 from ._logistic import PenaltySelection, blocks, check_split_params, load_split, majority_accuracy, prepare_features, rows
 
@@ -100,6 +101,10 @@ class LogRegMulticlass(PenaltySelection):
         return y.reshape(self.n_features, self.n_classes)
 
     # -- objectives -----------------------------------------------------------------------------
+    def hyperparameter_box(self) -> HyperparameterBox:
+        """Log-penalties in [−5, 5], the reference benchmark's search range (solvers/optuna.py)."""
+        return HyperparameterBox.uniform(self.dim_x, -5.0, 5.0)
+
     def inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         A, Y = rows(self.train, batch, self.block), rows(self.train_labels, batch, self.block)
         W = self._matrix(y)
