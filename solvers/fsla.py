@@ -33,7 +33,7 @@ class FSLAParams:
     step_inner: float = reference(0.1, "solvers/fsla.py: step_size")  # ρ, for y and v
     outer_ratio: float = reference(1.0, "solvers/fsla.py: outer_ratio")  # γ = ρ / outer_ratio
     # η: weight of the fresh estimate; None ties it to ρ
-    momentum: float | None = reference(None, "solvers/fsla.py: η_t = step_size / √(t+1)")
+    momentum: float | None = reference(None, "solvers/fsla.py ties η to step_size; None: η = step_inner")
     decay: float = reference(0.5, "solvers/fsla.py: exponents 0.5")  # every schedule ∝ 1/(t+1)^decay
 
 
