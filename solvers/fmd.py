@@ -21,15 +21,16 @@ from dataclasses import dataclass
 
 import torch
 
+from benchopt_bilevel.params import ours
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
 @dataclass
 class FMDParams:
-    step_inner: float = 0.1  # α
-    step_outer: float = 0.1  # γ
-    n_inner_steps: int = 20  # T (as ITD's default)
-    warm_start: bool = True
+    step_inner: float = ours(0.1, "no reference benchmark solver; the suite's common inner step")  # α
+    step_outer: float = ours(0.1, "no reference benchmark solver; as ITD")  # γ
+    n_inner_steps: int = ours(20, "as ITD, whose hypergradient FMD computes in forward mode")  # T
+    warm_start: bool = ours(True, "y carried across outer steps, as the suite's other unrolled methods")
 
     def __post_init__(self):
         if self.n_inner_steps < 1:
@@ -42,6 +43,12 @@ class FMD(Solver):
     reference = "Franceschi et al., ICML 2017, arXiv 1703.01785"
     family = "unrolled"
     stochastic = False
+    deviations = (
+        "The inner loop is gradient descent only (no `inner` choice): the forward recursion for Z "
+        "is the derivative of a gradient step.",
+        "With warm_start, Z restarts at 0 at every outer step (a T-step truncation); the paper's "
+        "forward mode either restarts y from a fixed start or, in real-time HO, carries Z along.",
+    )
     Params = FMDParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 100)}

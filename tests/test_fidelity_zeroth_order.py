@@ -14,7 +14,7 @@ import torch
 from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver
-from benchopt_bilevel.solvers.esj import jacobian_estimate, perturbed_differences
+from benchopt_bilevel.solvers.esj import inner_run, jacobian_estimate, perturbed_differences
 
 from conftest import build_quadratic
 
@@ -34,7 +34,9 @@ def _estimate(problem, oracles, x, n_directions: int, seed: int, n_steps: int, s
               batches=None):
     directions = rng.normal(rng.make_key(seed), (n_directions, problem.dim_x), torch.float64)
     batches = [None] * n_steps if batches is None else batches
-    _, differences = perturbed_differences(oracles, x, problem.y0(), directions, smoothing, STEP, batches)
+    y0 = problem.y0()
+    _, differences = perturbed_differences(lambda x_: inner_run(oracles, x_, y0, STEP, batches), x,
+                                           directions, smoothing)
     return directions, jacobian_estimate(directions, differences)
 
 
