@@ -199,7 +199,8 @@ def _status_text(entry: pd.Series) -> str:
 
 
 def uses_defaults(entry: pd.Series) -> bool:
-    """Whether the entry ran its solver's default parameters (the paper's)."""
+    """Whether the entry ran its solver's default parameters (each from its paper, the reference
+    benchmark or ours: `parameter_sources`)."""
     from ..params import params_to_dict
     from ..registry import get_solver
 
@@ -211,6 +212,43 @@ def uses_defaults(entry: pd.Series) -> bool:
     defaults = json.loads(json.dumps(defaults, default=str))  # as stored: JSON types
     return isinstance(params, dict) and set(params) == set(defaults) and all(
         _same(params[k], defaults[k]) for k in defaults)
+
+
+def parameter_sources(entry: pd.Series) -> list[tuple[str, Any, str | None]]:
+    """(parameter, value, where its default comes from) for each parameter of the entry's solver;
+    the source is None for a value the entry set itself; [] when the solver is not registered."""
+    from ..params import params_to_dict, provenance
+    from ..registry import get_solver
+
+    try:
+        cls = get_solver(str(entry["solver"]))
+        params = json.loads(entry["solver_params"]) if entry["solver_params"] else {}
+    except (TypeError, ValueError, UserError):
+        return []
+    defaults = json.loads(json.dumps(params_to_dict(cls.Params()), default=str))  # as stored: JSON types
+    sources = provenance(cls.Params)
+    rows = []
+    for name, default in defaults.items():
+        value = params.get(name, default) if isinstance(params, dict) else default
+        source = sources.get(name)
+        rows.append((name, value, (str(source) if source else "undeclared") if _same(value, default) else None))
+    return rows
+
+
+def _sources_title(rows: list[tuple[str, Any, str | None]]) -> str:
+    """The tooltip of an entry's solver: one parameter a line, with where its default comes from."""
+    return "\n".join(f"{name}={value}: " + (f"default ({source})" if source else "set for this entry")
+                      for name, value, source in rows)
+
+
+def _sources_line(rows: list[tuple[str, Any, str | None]]) -> str:
+    """'defaults: 2 paper · 1 reference · 1 ours', counted over the parameters left at their default."""
+    counts: dict[str, int] = {}
+    for _, _, source in rows:
+        if source is not None:
+            kind = source.split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    return "defaults: " + " · ".join(f"{count} {kind}" for kind, count in counts.items()) if counts else ""
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
@@ -225,18 +263,22 @@ def _leaderboard_table(table_id: str, problem_label: str, entries: pd.DataFrame,
     for _, entry in entries.iterrows():
         label = entry["solver_label"]
         badge = ""
+        sources = parameter_sources(entry)
         if label in tuned:
             anchor, artefact_label = tuned[label]
             badge = f'<a class="badge" href="#{anchor}" title="tuned: {_e(artefact_label)}">tuned</a>'
         elif uses_defaults(entry):
-            badge = '<span class="badge default" title="the parameters of the solver\'s paper">default</span>'
+            line = _sources_line(sources)
+            badge = (f'<span class="badge default" title="the solver\'s defaults (docs/solvers.md)">default</span>'
+                     + (f'<span class="sources">{_e(line)}</span>' if line else ""))
+        solver_title = f' title="{_e(_sources_title(sources))}"' if sources else ""
         reached = entry["n_reached"] / entry["n_runs"] if entry["n_runs"] else math.nan
         missed = " missed" if math.isinf(entry["time_median"]) else ""
         title = f' title="{_e(messages[label])}"' if messages.get(label) else ""
         rows.append(
             f'<tr class="entry{missed}" data-solver="{_e(label)}">'
             f'<td class="num" data-value="{int(entry["rank"])}">{int(entry["rank"])}</td>'
-            f'<td class="solver-cell" data-value="{_e(label)}"><span class="solver">{_wrap(label)}</span>{badge}</td>'
+            f'<td class="solver-cell" data-value="{_e(label)}"><span class="solver"{solver_title}>{_wrap(label)}</span>{badge}</td>'
             f'<td class="num time" data-value="{_data_value(entry["time_median"])}">{format_seconds(entry["time_median"])}'
             f' <span class="band">[{format_seconds(entry["time_low"])} – {format_seconds(entry["time_high"])}]</span></td>'
             f'<td class="num" data-value="{_data_value(entry["time_ratio"])}">'

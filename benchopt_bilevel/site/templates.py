@@ -33,6 +33,7 @@ tr.missed td.time { color: #9a6700; }
 .badge { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 10px; margin-left: 4px;
          background: #ddf4ff; color: #0550ae; text-decoration: none; }
 .badge.default { background: #eef1f4; color: var(--muted); }
+td .sources { display: block; color: var(--muted); font-size: 11px; }
 .status-diverged, .status-error, .status-timeout { color: #cf222e; }
 .status-skipped { color: var(--muted); }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 8px; }
