@@ -240,3 +240,36 @@ def translate(spec: str, solvers: Mapping[str, type[Solver]] | None = None) -> l
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"unknown solver {name!r}.{hint} Run `benchopt-bilevel list solvers` to see them all.")
     return _translate_reference(spec, name, values, solvers[target])
+
+
+def same_value(a: str, b: str) -> bool:
+    """'64' and '64.0' are the same value; 'zero' and 'zero' too."""
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a.strip() == b.strip()
+
+
+def for_tuning(spec: str, problem: str, solvers: Mapping[str, type[Solver]] | None = None) -> tuple[list[str], list[str]]:
+    """Our specs for `tune` on one problem, and notes. Tune has one problem and its own seeds, so a
+    spec's batch_size must be the problem's (given or default) and its random_state is ignored."""
+    from .params import build_params  # noqa: PLC0415
+    from .registry import get_problem  # noqa: PLC0415 - the registry imports every problem
+
+    name, values = parse_spec(problem)
+    problem_params = build_params(get_problem(name).Params, values, f"problem {name!r}")
+    specs, notes = [], []
+    for translation in translate(spec, solvers):
+        for key, value in translation.problem_params.items():
+            if not hasattr(problem_params, key):
+                raise UserError(f"{translation.label}: {key} is a problem parameter here and {name} has none; "
+                                f"drop {key}={value} from the solver spec")
+            have = getattr(problem_params, key)
+            if not same_value(str(have), value):
+                raise UserError(f"{translation.label}: {key}={value} but the problem has {key}={have}; {key} is a "
+                                f"problem parameter here: put it on the problem ('{name}[{key}={value}]')")
+        if translation.seeds is not None:
+            notes.append(f"{translation.label}: random_state ignored (tune's seeds are --tuning-seeds and --fresh-seeds)")
+        notes += translation.notes
+        specs.append(translation.spec)
+    return specs, list(dict.fromkeys(notes))

@@ -18,7 +18,8 @@ from benchopt_bilevel.cli import main
 from benchopt_bilevel.config import BenchmarkSpec
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.params import build_params
-from benchopt_bilevel.reference_specs import CENTRAL_KEYS, declared_reference, parse_reference_spec, translate
+from benchopt_bilevel.reference_specs import (CENTRAL_KEYS, declared_reference, for_tuning, parse_reference_spec,
+                                              translate)
 from benchopt_bilevel.solver import Solver
 
 # benchmark_bilevel, config/ijcnn1_best_params.yml (the `solver:` list, verbatim).
@@ -243,6 +244,17 @@ def test_expand_seed_conflict(reference_soba):
     spec.seeds = [0, 1]
     with pytest.raises(UserError, match=r"SOBA: random_state asks seeds \[1, 2\] but the run has seeds \[0, 1\]"):
         expand(spec)
+
+
+def test_for_tuning(reference_soba):
+    line = "SOBA[batch_size=64,framework=numba,step_size=0.5,random_state=[1, 2]]"
+    specs, notes = for_tuning(line, "quadratic")  # the problem's default batch size is 64
+    assert specs == ["soba[step_inner=0.5]"]
+    assert any("random_state ignored" in note for note in notes) and any("framework=numba" in note for note in notes)
+    assert for_tuning("soba[step_inner=0.1]", "quadratic") == (["soba[step_inner=0.1]"], [])
+    with pytest.raises(UserError, match=r"batch_size=64 but the problem has batch_size=8; batch_size is a problem "
+                                        r"parameter here: put it on the problem \('quadratic\[batch_size=64\]'\)"):
+        for_tuning(line, SMALL)
 
 
 def test_run_config_replays_reference_specs(reference_soba, tmp_path):
