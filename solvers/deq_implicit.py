@@ -34,6 +34,7 @@ import torch
 from benchopt_bilevel import rng
 from benchopt_bilevel.nn.broyden import broyden, inverse_apply_transpose
 from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
+from benchopt_bilevel.params import ours, paper
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 BACKWARDS = ("implicit", "shine", "jfb", "capped")
@@ -41,13 +42,15 @@ BACKWARDS = ("implicit", "shine", "jfb", "capped")
 
 @dataclass
 class DEQParams:
-    backward: str = "implicit"  # implicit | shine | jfb | capped
-    forward_iters: int = 18
-    backward_iters: int = 20  # implicit and capped
-    refine: int = 0  # SHINE-refine steps
-    step_inner: float = 0.1  # α of the gradient-step map (problems without their own map)
-    step_outer: float = 0.01  # the papers: Adam at 1e-3 with a cosine schedule on MDEQ
-    outer_optimizer: str = "adam"  # adam | sgd
+    # implicit | shine | jfb | capped
+    backward: str = paper("implicit", "Bai et al. 2019, §3.1: implicit backward by Broyden")
+    forward_iters: int = paper(18, "MDEQ's CIFAR-10 setting, f_thres = 18 (Bai et al. 2020, from memory)")
+    backward_iters: int = paper(20, "MDEQ's CIFAR-10 setting, b_thres = 20 (Bai et al. 2020, from memory)")
+    refine: int = paper(0, "Ramzi et al. 2022: plain SHINE; refine is SHINE-refine")
+    # α of the gradient-step map, on problems without their own map
+    step_inner: float = ours(0.1, "no paper value: the DEQ problems state their own map")
+    step_outer: float = ours(0.01, "short runs; the papers use Adam at 1e-3 with a cosine schedule on MDEQ")
+    outer_optimizer: str = paper("adam", "Bai et al.: Adam")  # adam | sgd
 
     def __post_init__(self):
         if self.backward not in BACKWARDS:
@@ -64,6 +67,12 @@ class DEQImplicit(Solver):
     family = "implicit, fixed point"
     stochastic = True
     handles_episodes = True
+    deviations = (
+        "Forward and backward run fixed iteration counts, not to a tolerance (a pure step has a "
+        "fixed cost).",
+        "No inner optimizer choice: the forward pass is Broyden's method, whose inverse estimate "
+        "the SHINE backward reuses.",
+    )
     Params = DEQParams
     search_space = {"step_outer": LogUniform(1e-4, 1e-1), "backward": Choice(BACKWARDS),
                     "forward_iters": IntRange(5, 40), "backward_iters": IntRange(1, 40)}

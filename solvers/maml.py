@@ -26,18 +26,21 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import inner, rng
+from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
+from benchopt_bilevel.params import ours, paper
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
 
 @dataclass
 class MAMLParams:
-    step_inner: float = 0.1  # α (the paper: 0.4 on Omniglot, 0.01 on miniImageNet)
-    n_inner_steps: int = 5  # T
-    n_tasks: int = 4  # tasks (batches) per outer step
-    step_outer: float = 0.01  # meta learning rate (the paper: Adam at 1e-3; 0.01 as in iMAML)
-    outer_optimizer: str = "adam"  # adam | sgd
-    first_order: bool = False  # FOMAML
+    step_inner: float = ours(0.1, "between the paper's α = 0.4 (Omniglot) and 0.01 (MiniImagenet), §5.2")
+    n_inner_steps: int = paper(5, "§5.2, MiniImagenet: 5 inner steps")
+    n_tasks: int = paper(4, "§5.2, MiniImagenet 5-way 1-shot: meta-batch of 4 tasks")
+    step_outer: float = ours(0.01, "iMAML's meta rate; the paper's Adam at 1e-3 is slow for the conformance budget")
+    outer_optimizer: str = paper("adam", "§5: Adam as the meta-optimizer")
+    first_order: bool = paper(False, "§5.2: the full second-order meta-gradient (first order: FOMAML)")
+    inner: str = paper("sgd", "Alg. 2: gradient steps on each task, differentiated through")
 
     def __post_init__(self):
         if self.n_inner_steps < 1 or self.n_tasks < 1:
@@ -52,6 +55,11 @@ class MAML(Solver):
     family = "unrolled, meta-learning"
     stochastic = True
     handles_episodes = True
+    deviations = (
+        "inner accepts only sgd: the meta-gradient backpropagates through the inner gradient "
+        "steps on the task's batch, which AI-SARAH and SRKC (their own batches, adaptive steps, "
+        "stages) do not provide a reverse pass for.",
+    )
     Params = MAMLParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-4, 1e-1),
                     "n_inner_steps": IntRange(1, 10), "outer_optimizer": Choice(("adam", "sgd"))}
@@ -62,6 +70,9 @@ class MAML(Solver):
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)
+        if self.params.inner != "sgd":
+            raise UserError(f"maml: inner={self.params.inner!r} is not available: MAML differentiates "
+                            "through its inner gradient steps on the task's batch; use inner=sgd")
         self.outer = outer_optimizer(self.params.outer_optimizer, self.params.step_outer)
 
     def oracle_cost(self, facts):
