@@ -57,6 +57,15 @@ def _defaults(params_cls) -> Text:
     return text
 
 
+def _reference_line(cls) -> str:
+    """'SOBA[step_size=step_inner, outer_ratio]': the reference's name and parameter names -> ours."""
+    from .reference_specs import declared_reference  # noqa: PLC0415
+
+    name, params = declared_reference(cls)
+    names = [k if k == v else f"{k}={v}" for k, v in params.items()]
+    return f"{name}[{', '.join(names)}]" if names else str(name)
+
+
 @main.command("list")
 @click.argument("what", type=click.Choice(["problems", "solvers", "datasets"]), default="solvers")
 def list_command(what: str) -> None:
@@ -79,6 +88,8 @@ def list_command(what: str) -> None:
             kind = "stochastic" if cls.stochastic else "deterministic"
             description = Text(f"{cls.description} [{cls.family}; {kind}]\n")
             description.append(str(cls.reference), style="dim")
+            if cls.__dict__.get("reference_name"):
+                description.append(f"\nreference benchmark: {_reference_line(cls)}", style="dim")
             table.add_row(Text(name), description, _defaults(cls.Params))
     else:
         for name, cls in problems().items():
@@ -90,7 +101,10 @@ def list_command(what: str) -> None:
 @click.option("-p", "--problem", "problem_specs", multiple=True, metavar="SPEC",
               help="problem[key=value,...]; repeatable. Default: the embedded quadratic.")
 @click.option("-s", "--solver", "solver_specs", multiple=True, metavar="SPEC",
-              help="solver[key=value,...]; repeatable; 'all' for every solver. Default: one per family.")
+              help="solver[key=value,...]; repeatable; 'all' for every solver. Default: one per family. "
+                   "Names in any case; the reference benchmark's specs work too, e.g. "
+                   "'SOBA[step_size=0.03125,outer_ratio=0.01,random_state=[1, 2]]' (its random_state gives "
+                   "the seeds, its batch_size goes on the problem; docs/solvers.md).")
 @click.option("--seeds", default=None, metavar="LIST", help="e.g. 0,1,2 or 0-4 (default 0).")
 @click.option("--max-time", type=float, default=None, help=f"seconds of steps per run (default {DEFAULT_MAX_TIME}).")
 @click.option("--max-steps", type=int, default=None, help="steps per run (default: no limit).")
@@ -230,6 +244,7 @@ _COMMAND_MODULES = {
     "benchopt_bilevel.cli_tune": ["tune"],
     "benchopt_bilevel.cli_check": ["check"],
     "benchopt_bilevel.cli_benchopt": ["export_benchopt"],
+    "benchopt_bilevel.cli_claims": ["claims"],
 }
 
 

@@ -1,0 +1,52 @@
+"""SHINE's backward is cheaper than the implicit backward and keeps a good hypergradient; JFB is
+cheaper still with a worse one."""
+import math
+
+from . import Claim, Evidence, Experiment, spec
+from . import predicates as P
+
+IMPLICIT, SHINE, JFB = (spec("deq-implicit", backward=b) for b in ("implicit", "shine", "jfb"))
+COSINE = "hypergradient_cosine"  # cos(estimate, exact ∇h): needs an exact hypergradient on the problem
+SHINE_COSINE = 0.5  # SHINE's estimate must point within 60° of the exact hypergradient
+
+
+def time_per_step(run):
+    final = run.iloc[-1]
+    return float(final["time"]) / float(final["step"]) if final["step"] > 0 else math.nan
+
+
+def predicate(rows):
+    broken = P.inconclusive_if_broken(rows, [IMPLICIT, SHINE, JFB])
+    if broken:
+        return broken
+    cost = P.all_of(P.ratio_of_medians(rows, SHINE, IMPLICIT, time_per_step, "s/step"),
+                    P.ratio_of_medians(rows, JFB, IMPLICIT, time_per_step, "s/step"))
+    if COSINE not in rows or rows[COSINE].isna().all():
+        quality = Evidence("inconclusive", "cosine to the exact hypergradient not recorded: the runner records "
+                                           "hypergradient_error only where the problem knows ∇h, and deq does not")
+    else:
+        shine = P.spread(P.per_run(rows, SHINE, P.final_value(COSINE)))
+        quality = P.all_of(P.above(rows, SHINE, P.final_value(COSINE), SHINE_COSINE, "cosine"),
+                           P.below(rows, JFB, P.final_value(COSINE), shine["median"], "cosine"))
+    return P.all_of(cost, quality)
+
+
+CLAIM = Claim(
+    id="deq-shine-jfb",
+    paper=("Ramzi et al., ICLR 2022 (SHINE), arXiv 2106.00553; Fung et al., AAAI 2022 (JFB), arXiv 2103.12803: "
+           "cheaper backward passes for implicit models"),
+    statement=("On a deep equilibrium model, SHINE's backward (the forward pass's inverse estimate) is cheaper "
+               "than the implicit backward while its hypergradient keeps a cosine above 0.5 with the exact "
+               "one; JFB is cheaper than the implicit backward, with a lower cosine."),
+    experiment=Experiment(problem=spec("deq", dataset="synthetic", config="tiny", image_size=8, batch_size=8,
+                                       n_train=64, n_test=16, eval_iters=10),
+                          solvers=(IMPLICIT, SHINE, JFB), max_steps=20, max_time=60, n_evals=5),
+    predicate=predicate,
+    scale="tiny MDEQ on 8×8 synthetic images, batches of 8, 20 steps, float32, 3 seeds",
+    plot=("step", "time"),
+    log_y=False,
+    notes=("Cost: median seconds a step (the runner's synchronized step time over the run) of SHINE and "
+           "JFB against the implicit backward (20 Broyden iterations). Quality: needs the cosine between "
+           "the estimate and the exact hypergradient, which the runner does not record on deq: inconclusive "
+           "until it does."),
+)
