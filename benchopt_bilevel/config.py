@@ -53,6 +53,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     run_fields = {f.name for f in dataclasses.fields(RunConfig)}
     allowed = {"problems", "solvers", "seeds", *run_fields, *METADATA_KEYS}
     unknown = sorted(set(map(str, data)) - allowed)
+    if {"solver", "dataset", "objective"} & set(map(str, data)):
+        raise UserError(f"config file {path} is a benchopt configuration (objective, dataset, solver); ours has "
+                        "problems: and solvers:, where the reference's solver lines work as written there "
+                        "(e.g. configs/reference-ijcnn1-best.yml)")
     if unknown:
         raise UserError(f"config file {path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
     for key in ("problems", "solvers"):

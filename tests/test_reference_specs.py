@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 from benchopt_bilevel import registry
 from benchopt_bilevel.benchmark import expand, spec_notes
 from benchopt_bilevel.cli import main
-from benchopt_bilevel.config import BenchmarkSpec
+from benchopt_bilevel.config import BenchmarkSpec, load_config
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.params import build_params
 from benchopt_bilevel.reference_specs import (CENTRAL_KEYS, declared_reference, for_tuning, parse_reference_spec,
@@ -39,6 +40,7 @@ TTSA[batch_size=64,eval_freq=131072,framework=numba,n_hia_steps=10,outer_ratio=0
 BSA[batch_size=64,eval_freq=131072,framework=numba,n_hia_steps=10,n_inner_steps=10,outer_ratio=0.01,step_size=0.5,random_state=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],framework=numba]
 """.splitlines()
 SEEDS = tuple(range(1, 11))
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- stand-in solvers: each line's translation, independent of how the solver files name things -------
@@ -255,6 +257,26 @@ def test_for_tuning(reference_soba):
     with pytest.raises(UserError, match=r"batch_size=64 but the problem has batch_size=8; batch_size is a problem "
                                         r"parameter here: put it on the problem \('quadratic\[batch_size=64\]'\)"):
         for_tuning(line, SMALL)
+
+
+def test_a_benchopt_config_gets_a_clear_error(tmp_path):
+    config = tmp_path / "ijcnn1_best_params.yml"
+    config.write_text(yaml.safe_dump({"objective": ["Bilevel Optimization"], "dataset": ["ijcnn1"],
+                                      "solver": IJCNN1_BEST[:1], "n-repetitions": 1}))
+    result = CliRunner().invoke(main, ["run", "--config", str(config)])
+    assert result.exit_code != 0 and "is a benchopt configuration" in result.output
+    assert "reference's solver lines work as written there" in result.output and "Traceback" not in result.output
+
+
+def test_shipped_config_replays():
+    """configs/reference-ijcnn1-best.yml: every line expands to its 10 seeds on the problem, batch 64."""
+    config = load_config(ROOT / "configs" / "reference-ijcnn1-best.yml")
+    names = [line.partition("[")[0] for line in config["solvers"]]
+    assert config["solvers"] == [line for line in IJCNN1_BEST if not line.startswith("Optuna")]
+    cells = expand(BenchmarkSpec(config["problems"], config["solvers"]))
+    assert len(cells) == 10 * len(names)
+    assert {c.problem_params["batch_size"] for c in cells} == {"64"}
+    assert [c.seed for c in cells] == list(SEEDS) * len(names)
 
 
 def test_run_config_replays_reference_specs(reference_soba, tmp_path):
