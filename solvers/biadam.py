@@ -59,6 +59,9 @@ class BiAdam(Solver):
         "analysis, and μ_t = ν_t = min(1, c η_t) with one constant c for both levels.",
         "The Neumann step η is the inner step λ and the length Q is fixed.",
     )
+    # The Neumann length p ~ U{0, …, Q−1} is drawn at every step: the hvp calls counted are the
+    # drawn ones and oracle_cost declares their expectation.
+    random_cost = "a random Neumann length per step; oracle_cost declares the expected hvp calls"
     Params = BiAdamParams
     search_space = {"step_outer": LogUniform(1e-3, 1.0), "step_inner": LogUniform(1e-3, 1.0),
                     "momentum": LogUniform(0.1, 10.0), "eps": LogUniform(1e-3, 1.0),

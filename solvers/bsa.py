@@ -87,6 +87,9 @@ class BSA(Solver):
         "fixed T (inner_growth=0), so its BSA specifications replay with inner_growth=0 only.",
         "The Neumann step η is the inner step α, constant, as in the reference benchmark.",
     )
+    # The Neumann length p ~ U{0, …, Q−1} is drawn at every step: the hvp calls counted are the
+    # drawn ones and oracle_cost declares their expectation.
+    random_cost = "a random Neumann length per step; oracle_cost declares the expected hvp calls"
     reference_name = "BSA"
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio", "n_inner_steps": "n_inner_steps",
                         "n_hia_steps": "n_neumann_terms"}

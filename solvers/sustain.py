@@ -54,6 +54,9 @@ class SUSTAIN(MRBO):
         "The Neumann step η is the inner step β and the length Q is fixed, as in the reference "
         "benchmark.",
     )
+    # The Neumann length p ~ U{0, …, Q−1} is drawn at every step: the hvp calls counted are the
+    # drawn ones and oracle_cost declares their expectation.
+    random_cost = "a random Neumann length per step; oracle_cost declares the expected hvp calls"
     reference_name = "SUSTAIN"
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio", "eta": "momentum",
                         "n_hia_steps": "n_neumann_terms"}
