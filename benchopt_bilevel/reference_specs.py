@@ -174,7 +174,7 @@ def _grid(values: dict[str, Value]) -> list[dict[str, str]]:
     return [dict(zip(keys, combination)) for combination in itertools.product(*options)]
 
 
-def _translate_reference(spec: str, name: str, values: dict[str, Value], cls: type[Solver]) -> list[Translation]:
+def _translate_reference(spec: str, values: dict[str, Value], cls: type[Solver]) -> list[Translation]:
     ours = _fields(cls)
     label, declared = declared_reference(cls)
     mapping = {k.lower(): v for k, v in declared.items()}
@@ -239,7 +239,7 @@ def translate(spec: str, solvers: Mapping[str, type[Solver]] | None = None) -> l
         close = [known[k] for k in difflib.get_close_matches(key, list(known), n=3)]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"unknown solver {name!r}.{hint} Run `benchopt-bilevel list solvers` to see them all.")
-    return _translate_reference(spec, name, values, solvers[target])
+    return _translate_reference(spec, values, solvers[target])
 
 
 def same_value(a: str, b: str) -> bool:
