@@ -87,6 +87,8 @@ class F2SA(Solver):
         "here λ_k = λ_0 t^(1/7), α_k = γ_k/λ_k and x's step ξα_k, as in the paper's design.",
         "The paper's α_k and γ_k are two constants tied to λ_k by its step-size design; here one "
         "constant γ (step_inner) and λ_0 fix all three.",
+        "The reference's delta_lmbda has no counterpart (λ_k follows λ_0 t^(1/7)): its specs that "
+        "set it do not replay here.",
     )
     reference_name = "F2SA"
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio",
