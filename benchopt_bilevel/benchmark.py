@@ -23,7 +23,7 @@ from .executors.inline import InlineExecutor
 from .errors import UserError
 from .params import parse_spec
 from .provenance import cell_identity
-from .reference_specs import Translation, translate
+from .reference_specs import Translation, same_value, translate
 from .registry import get_problem
 from .runner import Cell, RunConfig
 
@@ -34,7 +34,7 @@ from .runner import Cell, RunConfig
 # literature's start (no intercept, penalties 1) every method's model predicts the majority class
 # for the whole run, so test accuracy would say nothing (docs/problems.md).
 DEFAULT_PROBLEMS = ["quadratic", "logreg[standardize=true,intercept=true,x_init=-4]", "hypercleaning"]
-DEFAULT_SOLVERS = ["itd", "aid-cg", "aid-neumann", "amigo", "soba", "saba", "bome", "f2sa"]
+DEFAULT_SOLVERS = ["itd", "aid-cg", "aid-neumann", "amigo", "soba", "saba", "bome", "f2sa", "optuna-tpe", "random-search"]
 DEFAULT_MAX_TIME = 4.0
 # What tells the cells of one benchmark apart (they share the run configuration): a run's identity
 # without its code hash.
@@ -92,19 +92,11 @@ def _problem_params(problem: str, params: dict[str, str], translation: Translati
         if key not in fields:
             raise UserError(f"{translation.label}: {key} is a problem parameter here and {problem} has none; "
                             f"drop {key}={value} from the solver spec")
-        if key in params and not _same(str(params[key]), value):
+        if key in params and not same_value(str(params[key]), value):
             raise UserError(f"{translation.label}: {key}={value} but the problem has {problem}[{key}={params[key]}]; "
                             f"{key} is a problem parameter here: put it on the problem")
         merged.setdefault(key, value)
     return merged
-
-
-def _same(a: str, b: str) -> bool:
-    """'64' and '64.0' are the same value; 'zero' and 'zero' too."""
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return a.strip() == b.strip()
 
 
 def validate_cells(cells: list[Cell], config: RunConfig) -> None:

@@ -38,7 +38,7 @@ from optuna.trial import TrialState, create_trial
 
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.params import ours, reference
-from benchopt_bilevel.solver import IntRange, LogUniform, State
+from benchopt_bilevel.solver import Choice, IntRange, LogUniform, State
 
 from .random_search import MAX_DIM_WHY, RandomSearch
 
@@ -52,6 +52,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial (as th
 @dataclass
 class OptunaTPEParams:
     n_startup_trials: int = reference(10, "solvers/optuna.py: TPESampler's default (random trials first)")
+    # One Parzen estimator per coordinate (independent TPE) or a joint one over x (multivariate).
+    multivariate: bool = reference(False, "solvers/optuna.py: TPESampler() before Optuna 5 was "
+                                          "independent (the version it ran; from memory)")
     inner_tol: float = reference(1e-3, "solvers/optuna.py: jaxopt LBFGS's default tol on ‖∇_y g‖")
     inner_max_iter: int = reference(500, "solvers/optuna.py: jaxopt LBFGS's default maxiter")
     lbfgs_memory: int = reference(10, "solvers/optuna.py: jaxopt LBFGS's default history_size")
@@ -133,7 +136,8 @@ class OptunaTPE(RandomSearch):
     reference_name = "Optuna"
     reference_params = {}
     Params = OptunaTPEParams
-    search_space = {"inner_tol": LogUniform(1e-6, 1e-1), "n_startup_trials": IntRange(1, 50)}
+    search_space = {"inner_tol": LogUniform(1e-6, 1e-1), "n_startup_trials": IntRange(1, 50),
+                    "multivariate": Choice((False, True))}
 
     def init(self, oracles: Oracles, x: Tensor, y: Tensor, key: Tensor) -> State:
         state = super().init(oracles, x, y, key)
@@ -144,7 +148,9 @@ class OptunaTPE(RandomSearch):
         box = distributions(state)
         xs, values = state["trials_x"], state["trials_value"]
         study = study_of(xs, values, box)
-        study.sampler = optuna.samplers.TPESampler(seed=int(key), n_startup_trials=self.params.n_startup_trials)
+        p = self.params
+        study.sampler = optuna.samplers.TPESampler(seed=int(key), n_startup_trials=p.n_startup_trials,
+                                                   multivariate=p.multivariate)
         asked = study.ask(box)
         # Recorded once evaluated, in the run's dtype (the next step adds it); the asked trial
         # stays in the study as failed, which TPE ignores.
