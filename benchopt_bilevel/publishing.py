@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .atomic import atomic_write
+from .claims.table import CLAIMS_FILE, read_claims, write_claims
 from .errors import UserError
 from .provenance import git_revision
 from .results import SCHEMA_VERSION, load_results
@@ -159,8 +160,10 @@ def _provenance(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_bundle(table: pd.DataFrame, bundle_dir: str | os.PathLike,
-                 tuning_files: Iterable[str | os.PathLike] = (), sources: Iterable[str] = ()) -> dict[str, Any]:
-    """Write `table` (and tuning artefacts) as a bundle in BUNDLE_DIR; returns the manifest."""
+                 tuning_files: Iterable[str | os.PathLike] = (), sources: Iterable[str] = (),
+                 claims: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Write `table` (and tuning artefacts, and the claims table's entries) as a bundle in
+    BUNDLE_DIR; returns the manifest."""
     if table is None or table.empty:
         raise UserError("no results to bundle: the table is empty")
     bundle_dir = Path(bundle_dir)
@@ -186,6 +189,13 @@ def write_bundle(table: pd.DataFrame, bundle_dir: str | os.PathLike,
         atomic_write(bundle_dir / name, content)
         files.append({"path": name, "kind": "tuning", "sha256": hashlib.sha256(content).hexdigest(),
                       "bytes": len(content), "source": source.name})
+    claims_path = bundle_dir / CLAIMS_FILE
+    if claims:  # the claims track's verdicts travel with their runs (the Claims page reads them)
+        write_claims(bundle_dir, list(claims), merge=False)
+        files.append({"path": CLAIMS_FILE, "kind": "claims", "sha256": sha256_file(claims_path),
+                      "bytes": claims_path.stat().st_size})
+    else:
+        claims_path.unlink(missing_ok=True)
     schema_versions = sorted({int(v) for v in table["schema_version"].dropna()}) if "schema_version" in table else []
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -223,7 +233,12 @@ def bundle(sources: Iterable[str | os.PathLike], bundle_dir: str | os.PathLike,
     unique: dict[str, Path] = {}
     for path in map(Path, tuning):
         unique.setdefault(sha256_file(path), path)
-    return write_bundle(table, bundle_dir, unique.values(), sources=[str(s) for s in sources])
+    claims: dict[str, dict[str, Any]] = {}
+    for source in sources:  # a claims table beside the runs (or in a bundle): first source wins
+        for entry in read_claims(source):
+            claims.setdefault(entry["id"], entry)
+    return write_bundle(table, bundle_dir, unique.values(), sources=[str(s) for s in sources],
+                        claims=[claims[key] for key in sorted(claims)])
 
 
 # -- git ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ experiment, its verdict, the figures behind it and the curves of its plot.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -17,17 +16,14 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from ..atomic import atomic_write
 from ..benchmark import run_cells, validate_cells
 from ..cells import Cell, RunConfig
 from ..errors import UserError
 from ..executors.base import Executor
 from ..params import parse_spec
 from . import Claim, Evidence
+from .table import CLAIMS_FILE, clean, write_claims  # noqa: F401 - CLAIMS_FILE for callers
 
-CLAIMS_FILE = "claims.json"
-CLAIMS_FORMAT = "benchopt-bilevel-claims"
-CLAIMS_VERSION = 1
 
 
 def cells_of(claim: Claim) -> tuple[list[Cell], list[str], RunConfig]:
@@ -106,32 +102,6 @@ def run_claims(claims: list[Claim], output_dir: str | Path, console: Console | N
     return entries
 
 
-# -- the claims table -----------------------------------------------------------------------------
-def write_claims(output_dir: str | Path, entries: list[dict[str, Any]]) -> Path:
-    """Merge ENTRIES into OUTPUT_DIR/claims.json by id (the new entry wins), atomically."""
-    path = Path(output_dir) / CLAIMS_FILE
-    previous = {e["id"]: e for e in read_claims(output_dir)} if path.is_file() else {}
-    previous.update({e["id"]: e for e in entries})
-    document = {"format": CLAIMS_FORMAT, "version": CLAIMS_VERSION,
-                "claims": [previous[key] for key in sorted(previous)]}
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, (json.dumps(_clean(document), indent=1, allow_nan=False) + "\n").encode())
-
-
-def read_claims(directory: str | Path) -> list[dict[str, Any]]:
-    """The entries of DIRECTORY/claims.json ([] when there is none)."""
-    path = Path(directory) / CLAIMS_FILE
-    if not path.is_file():
-        return []
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not isinstance(document, dict) or document.get("format") != CLAIMS_FORMAT:
-        raise UserError(f"{path} is not a {CLAIMS_FORMAT} table")
-    return list(document.get("claims", []))
-
-
 def line(entry: dict[str, Any]) -> str:
     """One line for the terminal: the verdict, the id and the evidence."""
     return f"{entry['verdict'].upper():<12} {entry['id']}: {entry['summary']}"
@@ -152,20 +122,4 @@ def _verdict(evidence: Evidence) -> dict[str, Any]:
 
 
 def _clean_list(values: pd.Series) -> list[float | None]:
-    return [_clean(float(v)) for v in np.asarray(values, dtype=float)]
-
-
-def _clean(value: Any) -> Any:
-    """JSON without NaN or infinity: NaN -> null, ±inf -> "inf" / "-inf"; numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-    return value
+    return [clean(float(v)) for v in np.asarray(values, dtype=float)]
