@@ -149,8 +149,10 @@ class OptunaTPE(RandomSearch):
         xs, values = state["trials_x"], state["trials_value"]
         study = study_of(xs, values, box)
         p = self.params
+        # constant_liar only matters with trials running in parallel (none here); off, TPE reads
+        # the study's trial cache (the reference's Optuna default, too).
         study.sampler = optuna.samplers.TPESampler(seed=int(key), n_startup_trials=p.n_startup_trials,
-                                                   multivariate=p.multivariate)
+                                                   multivariate=p.multivariate, constant_liar=False)
         asked = study.ask(box)
         # Recorded once evaluated, in the run's dtype (the next step adds it); the asked trial
         # stays in the study as failed, which TPE ignores.
