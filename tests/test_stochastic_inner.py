@@ -6,8 +6,9 @@ import torch
 
 from benchopt_bilevel import inner, rng
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.stochastic_inner import (INNER_OPTIMIZERS, ai_sarah, chebyshev_coefficients,
-                                               oracle_cost, srkc)
+from benchopt_bilevel.errors import UserError
+from benchopt_bilevel.stochastic_inner import (INNER_OPTIMIZERS, ai_sarah, chebyshev_coefficients, chebyshev_path,
+                                               minimize, oracle_cost, srkc, srkc_step, validate)
 
 from conftest import build_quadratic
 
@@ -139,3 +140,63 @@ def test_inner_optimizers_drive_a_two_loop_bilevel_method(name, step, options):
         assert metrics["inner_distance"] < 1e-8
     else:
         assert metrics["inner_distance"] > 1e-6
+
+
+# -- full batch, the solvers' entry point and its validation ------------------------------------------
+@pytest.mark.parametrize("name", sorted(INNER_OPTIMIZERS))
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_minimize_counts_what_oracle_cost_declares(name, full_batch):
+    problem = build_quadratic()
+    oracles = Oracles(problem)
+    with torch.no_grad():
+        y, key = minimize(name, oracles, problem.x0(), problem.y0(), rng.make_key(0), 6, 0.1, full_batch=full_batch)
+    assert dict(oracles.calls) == oracle_cost(name, 6, full_batch=full_batch)
+    assert all(kind.endswith("_full") for kind in oracles.calls) == full_batch or name == "ai_sarah"
+    if full_batch:
+        assert torch.equal(key, rng.make_key(0))  # no batch drawn
+
+
+def test_full_batch_ai_sarah_is_the_recursion_on_identical_batches():
+    """On the full batch the SARAH recursion u ← ∇g(y⁺; B) − ∇g(y; B) + u telescopes to ∇g(y⁺):
+    where every mini-batch is the full batch, the two variants give the same iterates."""
+    problem = build_quadratic(noise=0.0)
+    x, y0 = problem.x0(), problem.y0()
+    with torch.no_grad():
+        minibatch, _ = ai_sarah(Oracles(problem), x, y0, rng.make_key(0), 12, n_epochs=2)
+        full, _ = ai_sarah(Oracles(problem), x, y0, rng.make_key(0), 12, n_epochs=2, full_batch=True)
+    torch.testing.assert_close(full, minibatch, rtol=1e-10, atol=1e-12)
+    assert not torch.equal(full, y0)
+
+
+def test_chebyshev_path_is_full_batch_srkc():
+    problem = build_quadratic()
+    oracles = Oracles(problem)
+    x, y0 = problem.x0(), problem.y0()
+    with torch.no_grad():
+        points, stages = chebyshev_path(oracles, x, y0, 3, 0.4, n_stages=4)
+        y, _ = srkc(oracles, x, y0, rng.make_key(0), 3, 0.4, n_stages=4, full_batch=True)
+    assert len(points) == 13 and len(stages) == 12
+    assert torch.equal(points[-1], y)
+    assert all(b == 0.0 for _, b, _ in stages[::4])  # a step's first stage only sees its start
+
+
+def test_minimize_gives_srkc_the_same_fraction_of_its_stability_interval():
+    problem = build_quadratic()
+    x, y0 = problem.x0(), problem.y0()
+    bound = chebyshev_coefficients(5, 0.5)["stability_bound"]
+    assert srkc_step(0.1) == pytest.approx(0.1 * bound / 2)
+    with torch.no_grad():
+        y, _ = minimize("srkc", Oracles(problem), x, y0, rng.make_key(0), 3, 0.1)
+        direct, _ = srkc(Oracles(problem), x, y0, rng.make_key(0), 3, 0.1 * bound / 2)
+        ai, _ = minimize("ai_sarah", Oracles(problem), x, y0, rng.make_key(0), 3, 1e-6)  # step ignored
+        free, _ = ai_sarah(Oracles(problem), x, y0, rng.make_key(0), 3)
+    torch.testing.assert_close(y, direct, rtol=1e-14, atol=1e-14)
+    assert torch.equal(ai, free)
+
+
+def test_validate_names_the_choices():
+    validate("srkc", "amigo")
+    with pytest.raises(UserError, match="amigo: unknown inner optimizer 'adam'; choose one of sgd, ai_sarah, srkc"):
+        validate("adam", "amigo")
+    with pytest.raises(UserError, match="choose one of sgd, srkc"):
+        validate("ai_sarah", "itd", ("sgd", "srkc"))
