@@ -281,3 +281,40 @@ def test_device_tabs_switch(browser, two_device_site):
     assert page.eval("document.querySelectorAll('section.device:not([hidden]) table.leaderboard').length") >= 1
     page.click("nav.tabs button:nth-child(1)")
     assert page.eval(visible) == [True, False]
+
+
+def test_claims_page_links_from_the_leaderboard_and_shows_failures(browser, site, tmp_path):
+    """A results folder with a claims table: the leaderboard links to claims.html, which shows one row per
+    claim with its verdict (a failing claim as failing), its evidence and a laid-out plot."""
+    from benchopt_bilevel.claims.table import write_claims
+
+    _, rows = site
+    results = tmp_path / "claims"
+    for run_id, run in rows.groupby("run_id"):
+        write_run(run, results, run_id)
+    curve = [[[1.0, 10.0, 100.0], [1.0, 1e-3, 1e-6]], [[1.0, 10.0, 100.0], [1.0, 2e-3, 2e-6]]]
+    entries = [{"id": f"claim-{verdict}", "paper": "A paper", "statement": f"A statement that {verdict}.",
+                "scale": "tiny", "notes": "thresholds", "verdict": verdict, "summary": f"evidence of {verdict}",
+                "figures": {"a final": {"median": 1e-6, "min": 1e-7, "max": 2e-6, "n": 3}, "ratio": 12.5},
+                "experiment": {"problem": PROBLEM, "solvers": ["soba", "saba"], "seeds": [0, 1, 2],
+                               "max_steps": 100, "max_time": 10.0, "dtype": "float64"},
+                "plot": {"x": "step", "y": "objective_relative_suboptimality", "log_y": True},
+                "curves": {"soba": curve, "saba": curve}}
+               for verdict in ("holds", "fails", "inconclusive")]
+    write_claims(results, entries)
+    out = CliRunner().invoke(main, ["publish", str(results), "--site", str(tmp_path / "site")])
+    assert out.exit_code == 0, out.output
+
+    page = browser(tmp_path / "site" / "index.html")
+    assert page.eval("document.getElementById('claims-link').getAttribute('href')") == "claims.html"
+    claims = browser(tmp_path / "site" / "claims.html")
+    verdicts = claims.eval("Array.from(document.querySelectorAll('#claims tbody tr'))"
+                           ".map(r => [r.id, r.dataset.verdict, r.querySelector('.verdict').textContent])")
+    assert verdicts == [[f"claim-claim-{v}", v, v] for v in ("fails", "holds", "inconclusive")]
+    color = claims.eval("getComputedStyle(document.querySelector('#claim-claim-fails .verdict')).color")
+    assert color == "rgb(207, 34, 46)"  # failing claims in red
+    assert "1 fail" in claims.eval("document.getElementById('claims-summary').textContent")
+    sizes = claims.eval("Array.from(document.querySelectorAll('td.claim-plot svg'))"
+                        ".map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; })")
+    assert len(sizes) == 3 and all(w > 300 and h > 150 for w, h in sizes)
+    assert claims.eval("document.querySelectorAll('img, link, script[src], iframe').length") == 0
