@@ -7,7 +7,8 @@
 - fixed point (warm-started gradient descent on the system): error contracts by 1 − αμ per step;
 - subspace (SubBiO's span{b, v − η(Av − b)}): at least gradient descent's rate, (1 − ημ)^(k−1);
 - SubBiO and LancBiO with x and y frozen compute exactly those iterates (subspace, Lanczos = CG,
-  warm-started from the anchor at a restart), and on the quadratic their hypergradient becomes exact.
+  warm-started from the anchor at a restart), and on the quadratic their hypergradient becomes exact;
+- AmIGO runs M iterations of its linear solver per step (CG: exact at M = dim_y; SGD: M steps).
 """
 from __future__ import annotations
 
@@ -227,25 +228,29 @@ def test_subbio_v_is_the_subspace_iterate(k):
     assert float(torch.linalg.vector_norm(v - v_star)) > 1e-6  # not yet exact
 
 
-@pytest.mark.parametrize("cycle", [1, 4, 9])
-def test_lancbio_cycle_is_a_lanczos_solve(cycle):
-    v, matvec, b, v_star = _frozen_run("lancbio", 1, cycle=cycle)
+_FIXED_DIMENSION = dict(dim_freq=10**6)  # LancBiO's subspace dimension m stays at dim_start
+
+
+@pytest.mark.parametrize("m, j", [(1, 1), (4, 3), (4, 4), (9, 9)])
+def test_lancbio_steps_within_a_cycle_are_a_lanczos_solve(m, j):
+    # j ≤ m steps from v = 0: a j-vector Lanczos basis, whose Galerkin iterate is CG's j-th.
+    v, matvec, b, v_star = _frozen_run("lancbio", j, dim_start=m, dim_max=m, **_FIXED_DIMENSION)
     with torch.no_grad():
-        torch.testing.assert_close(v, conjugate_gradient(matvec, b, maxiter=cycle))
+        torch.testing.assert_close(v, conjugate_gradient(matvec, b, maxiter=j))
     assert float(torch.linalg.vector_norm(v - v_star)) > 1e-6
 
 
 def test_lancbio_second_cycle_restarts_from_the_anchor():
-    # Two cycles of m: v = v̄ + Lanczos(m) on A δ = b − A v̄ with v̄ the first cycle's v, which
+    # Two cycles of m steps: v = v̄ + Lanczos(m) on A δ = b − A v̄ with v̄ the first cycle's v, which
     # equals CG warm-started from v̄ (CG's warm start spends its extra matvec on that residual).
-    v_one, matvec, b, v_star = _frozen_run("lancbio", 1, cycle=4)
-    v_two, _, _, _ = _frozen_run("lancbio", 2, cycle=4)
+    v_one, matvec, b, v_star = _frozen_run("lancbio", 4, dim_start=4, dim_max=4, **_FIXED_DIMENSION)
+    v_two, _, _, _ = _frozen_run("lancbio", 8, dim_start=4, dim_max=4, **_FIXED_DIMENSION)
     with torch.no_grad():
         torch.testing.assert_close(v_two, conjugate_gradient(matvec, b, v0=v_one, maxiter=4))
     assert float(torch.linalg.vector_norm(v_two - v_star)) < float(torch.linalg.vector_norm(v_one - v_star))
 
 
-@pytest.mark.parametrize("name, n_steps", [("subbio", 150), ("lancbio", 20)])  # lancbio: 10 outer steps per step
+@pytest.mark.parametrize("name, n_steps", [("subbio", 150), ("lancbio", 200)])
 def test_hypergradient_becomes_exact_and_x_reaches_the_solution(name, n_steps):
     problem = build_quadratic()
     solver = solvers()[name]()
@@ -262,3 +267,38 @@ def test_hypergradient_becomes_exact_and_x_reaches_the_solution(name, n_steps):
     assert errors[-1] < 1e-5 and errors[-1] < 1e-2 * errors[0], errors
     distance = float(torch.linalg.vector_norm(state["x"] - problem.x_star) / torch.linalg.vector_norm(problem.x_star))
     assert distance < 1e-3, distance
+
+
+# -- AmIGO: M iterations of its linear solver per outer step (Arbel & Mairal, Alg. 1 and 3) -------
+def _amigo_step(**params):
+    """(v after one AmIGO step from (x, y*(x)), v0 = 0, the hvp calls, the declared hvp calls, the
+    system matvec, v*) on the quadratic whose every mini-batch is the full batch."""
+    problem = build_quadratic(noise=0.0)  # dim_y = 5
+    oracles = Oracles(problem)
+    x = problem.x0() + 1.0
+    y = problem.y_star(x)
+    solver = solvers()["amigo"](**params)
+    with torch.no_grad():
+        state = solver.step(oracles, solver.init(oracles, x, y, rng.make_key(0)))
+    matvec = lambda w: Oracles(problem).hvp_inner(x, y, w, None)  # noqa: E731
+    return (state["v"], oracles.calls["hvp"], solver.oracle_cost(oracles.facts)["hvp"], matvec,
+            oracles.grad_outer_y(x, y, None), problem.v_star(x))
+
+
+def test_amigo_cg_runs_m_iterations():
+    """M CG iterations on a 5-dimensional system: exact at M = 5 (finite termination), not at M = 4;
+    M + 1 Hessian products (the first residual of the warm start)."""
+    v, calls, declared, _, _, v_star = _amigo_step(linear_solver="cg", n_linear_steps=5)
+    assert float(torch.linalg.vector_norm(v - v_star)) < 1e-10 * float(torch.linalg.vector_norm(v_star))
+    assert calls == declared == 6
+    v, calls, declared, _, _, v_star = _amigo_step(linear_solver="cg", n_linear_steps=4)
+    assert float(torch.linalg.vector_norm(v - v_star)) > 1e-6 * float(torch.linalg.vector_norm(v_star))
+    assert calls == declared == 5
+
+
+@pytest.mark.parametrize("m", [1, 4])
+def test_amigo_sgd_runs_m_steps_on_the_linear_system(m):
+    v, calls, declared, matvec, b, _ = _amigo_step(n_linear_steps=m, step_inner=0.1)
+    with torch.no_grad():
+        torch.testing.assert_close(v, fixed_point(matvec, b, maxiter=m, step=0.1), rtol=1e-10, atol=1e-12)
+    assert calls == declared == m
