@@ -10,6 +10,8 @@ Each outer step warm-starts both inner problems from the previous step (Alg. 1):
     x ← x − γ (∇_x f(x, y; B') − ∇²_xy g(x, y; B'') v),     γ = ρ / outer_ratio
 
 `inner` replaces the T SGD steps by AI-SARAH (no step) or SRKC steps (`stochastic_inner`).
+`warm_start=False` restarts y from its initial value and v from 0 at every step instead: the
+ablation of the amortization.
 
 Oracle cost per step: T grad_inner (the inner optimizer's), M hvp (M + 1 with CG: its first
 residual from the warm start), 1 cross, 1 grad_outer (∇_x f and ∇_y f on the same outer batch,
@@ -38,6 +40,7 @@ class AmIGOParams:
     n_linear_steps: int = reference(10, "solvers/amigo.py: n_inner_steps, also the v steps")
     linear_solver: str = paper("sgd", "Alg. 3, SGD on the linear system")  # "sgd" (AmIGO) or "cg" (AmIGO-CG)
     inner: str = paper("sgd", "Alg. 2, SGD on the inner problem")
+    warm_start: bool = paper(True, "Alg. 1: y and v start from the previous outer step's")
 
     def __post_init__(self):
         if self.linear_solver not in ("sgd", "cg"):
@@ -75,13 +78,13 @@ class AmIGO(Solver):
         return {**cost, "cross": 1, "grad_outer": 1}
 
     def init(self, oracles, x, y, key):
-        return self.initial_state(x, y, key, v=torch.zeros_like(y))
+        return self.initial_state(x, y, key, v=torch.zeros_like(y), y_start=y)
 
     def step(self, oracles, state):
         p = self.params
-        x, v = state["x"], state["v"]
-        y, key = stochastic_inner.minimize(p.inner, oracles, x, state["y"], state["key"], p.n_inner_steps,
-                                           p.step_inner)
+        x = state["x"]
+        y, v = (state["y"], state["v"]) if p.warm_start else (state["y_start"], torch.zeros_like(state["v"]))
+        y, key = stochastic_inner.minimize(p.inner, oracles, x, y, state["key"], p.n_inner_steps, p.step_inner)
         key, k_outer, k_cross = rng.split(key, 3)
         outer_batch = oracles.sample_outer(k_outer)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
@@ -94,5 +97,5 @@ class AmIGO(Solver):
                 key, k_hvp = rng.split(key)
                 v = v - p.step_inner * (oracles.hvp_inner(x, y, v, oracles.sample_inner(k_hvp)) - grad_y_f)
         hypergradient = implicit_hypergradient(oracles, x, y, v, oracles.sample_inner(k_cross), grad_x_f)
-        return {"x": x - p.step_inner / p.outer_ratio * hypergradient, "y": y, "v": v, "key": key,
-                "hypergradient": hypergradient}
+        return {"x": x - p.step_inner / p.outer_ratio * hypergradient, "y": y, "v": v, "y_start": state["y_start"],
+                "key": key, "hypergradient": hypergradient}

@@ -302,3 +302,17 @@ def test_amigo_sgd_runs_m_steps_on_the_linear_system(m):
     with torch.no_grad():
         torch.testing.assert_close(v, fixed_point(matvec, b, maxiter=m, step=0.1), rtol=1e-10, atol=1e-12)
     assert calls == declared == m
+
+
+def test_amigo_cold_start_ignores_the_previous_y_and_v():
+    problem = build_quadratic()
+    oracles = Oracles(problem)
+    moved = {"y": torch.full((problem.dim_y,), 3.0, dtype=torch.float64),
+             "v": torch.full((problem.dim_y,), -2.0, dtype=torch.float64)}
+    for warm in (False, True):
+        solver = solvers()["amigo"](warm_start=warm)
+        with torch.no_grad():
+            state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0))
+            fresh, carried = solver.step(oracles, state), solver.step(oracles, {**state, **moved})
+        same = all(torch.equal(fresh[k], carried[k]) for k in ("x", "y", "v"))
+        assert same != warm
