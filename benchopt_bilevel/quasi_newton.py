@@ -100,19 +100,50 @@ def lbfgs_apply(history: History, g: Tensor, h0: float = 1.0) -> Tensor:
     return (gamma * g + s.T @ p[:, 0] - gamma * (dg.T @ t[:, 0])).reshape(shape)
 
 
+def armijo_backtracking(value_fn: Callable[[Tensor], Tensor], y: Tensor, direction: Tensor, value: Tensor,
+                        slope: Tensor, trials: int, c1: float = 1e-4) -> tuple[Tensor, Tensor]:
+    """(t, g(y + t d)) for the first t in 1, ½, ..., 2^(1−trials) with g(y + t d) ≤ g(y) + c₁ t ∇gᵀd
+    (Armijo), else the smallest. Every trial is evaluated (`trials` calls of `value_fn`) and the
+    choice is a mask, so the cost is fixed and there is no branch on a tensor."""
+    found = torch.zeros((), dtype=torch.bool, device=y.device)
+    step, step_value = None, None
+    for i in range(trials):
+        t = 0.5 ** i
+        trial_value = value_fn(y + t * direction)
+        take = ~found & (trial_value <= value + c1 * t * slope)
+        if step is None:
+            step, step_value = torch.full_like(value, t), trial_value
+        step = torch.where(take | (~found & (i == trials - 1)), torch.full_like(value, t), step)
+        step_value = torch.where(take | (~found & (i == trials - 1)), trial_value, step_value)
+        found = found | take
+    return step, step_value
+
+
 def lbfgs_minimize(grad_fn: Callable[[Tensor], Tensor], y: Tensor, history: History, n_steps: int,
-                   h0: float = 1.0) -> tuple[Tensor, History]:
-    """`n_steps` of y ← y − H ∇(y) with unit step, the pairs of consecutive iterates added to `history`.
+                   h0: float = 1.0, value_fn: Callable[[Tensor], Tensor] | None = None,
+                   line_search: int = 0) -> tuple[Tensor, History]:
+    """`n_steps` of y ← y + t d, d = −H ∇(y), the pairs of consecutive iterates added to `history`.
 
     Costs `n_steps` calls of `grad_fn` and adds n_steps − 1 pairs (the last iterate's gradient
-    is not computed). No line search: a fixed cost and no branch, as a compiled step needs; the
-    scaling γ = sᵀdg / dgᵀdg of H₀ keeps the unit step sensible on strongly convex problems.
+    is not computed). t = 1 by default (no line search: a fixed cost and no branch, as a compiled
+    step needs; the scaling γ = sᵀdg / dgᵀdg of H₀ keeps the unit step sensible on strongly
+    convex problems); with `line_search` > 0 and `value_fn`, t backtracks (`armijo_backtracking`)
+    for n_steps · line_search + 1 calls of `value_fn` (the accepted trial's value is reused).
     """
+    if line_search > 0 and value_fn is None:
+        raise ValueError("a line search needs value_fn")
     y_prev = grad_prev = None
+    value = value_fn(y) if line_search > 0 else None
     for t in range(n_steps):
         grad = grad_fn(y)
         if t > 0:  # a Python int: the same branch at every call
             history = lbfgs_update(history, y - y_prev, grad - grad_prev, point=y_prev)
         y_prev, grad_prev = y, grad
-        y = y - lbfgs_apply(history, grad, h0)
+        direction = -lbfgs_apply(history, grad, h0)
+        if line_search > 0:
+            step, value = armijo_backtracking(value_fn, y, direction, value, torch.dot(grad.reshape(-1),
+                                              direction.reshape(-1)), line_search)
+            y = y + step * direction
+        else:
+            y = y + direction
     return y, history

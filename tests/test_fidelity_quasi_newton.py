@@ -138,7 +138,9 @@ from benchopt_bilevel import rng  # noqa: E402
 from benchopt_bilevel.oracles import Oracles  # noqa: E402
 from benchopt_bilevel.registry import solvers  # noqa: E402
 
-from conftest import build_quadratic  # noqa: E402
+from benchopt_bilevel.linalg import conjugate_gradient  # noqa: E402
+
+from conftest import build_problem, build_quadratic  # noqa: E402
 
 # An inner problem with condition number 10, where L-BFGS's inverse is visibly inexact.
 ILL_CONDITIONED = dict(mu_inner=0.1, L_inner=1.0, dim_x=10, dim_y=20)
@@ -197,8 +199,9 @@ def _suboptimality_after(name, problem, n_steps, **params):
 
 def test_shine_opa_removes_most_of_the_bias_of_the_shared_inverse():
     # Outer-problem awareness (the paper's Theorem 3): extra secant pairs along v, kept in the
-    # history across steps, make H ∇_y f accurate in the direction the hypergradient needs;
-    # plain SHINE's inexact inverse stalls near 1e-2 on this problem.
+    # history across steps (history="auto" keeps them with OPA, as the authors' OPA runs do), make
+    # H ∇_y f accurate in the direction the hypergradient needs; plain SHINE's inexact inverse
+    # (its history reset at every outer step) stalls near 1e-2 on this problem.
     problem = build_quadratic(**ILL_CONDITIONED)
     plain = _suboptimality_after("shine", problem, 60)
     opa = _suboptimality_after("shine", problem, 60, opa=True)
@@ -257,7 +260,8 @@ def test_shine_step_compiles_once_and_matches_eager():
         torch.testing.assert_close(got[key], expected[key], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("params", [dict(opa=True), dict(refine=2), dict(opa=True, refine=1, n_inner_steps=3)])
+@pytest.mark.parametrize("params", [dict(opa=True), dict(refine=2), dict(opa=True, refine=1, n_inner_steps=3),
+                                    dict(line_search=3), dict(history="shared", line_search=2, opa=True)])
 def test_shine_declared_cost_matches_counts_for_its_options(params):
     solver = solvers()["shine"](**params)
     problem = build_quadratic()
@@ -268,3 +272,84 @@ def test_shine_declared_cost_matches_counts_for_its_options(params):
         for _ in range(2):
             state = solver.step(oracles, state)
     assert dict(oracles.calls) == {k: 2 * v for k, v in solver.oracle_cost(oracles.facts).items()}
+
+
+# -- SHINE's history: reset at every outer step (the authors' default) or shared across steps ------
+
+def _error_after_a_jump(problem, history, x_warm, x, n_warm=5, **params):
+    """Relative error of SHINE's hypergradient at x (against the exact implicit one at the y it
+    reaches) after n_warm steps with x frozen at x_warm, its history then carried to x."""
+    solver = solvers()["shine"](history=history, step_outer=1e-300, **params)
+    oracles = Oracles(problem)
+    with torch.no_grad():
+        state = solver.init(oracles, x_warm, problem.y0(), rng.make_key(0))
+        for _ in range(n_warm):
+            state = solver.step(oracles, state)
+        state = solver.step(oracles, {**state, "x": x})
+        y = state["y"]
+        grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
+        v = conjugate_gradient(lambda w: oracles.hvp_inner(x, y, w, None), grad_y_f, maxiter=500, tol=1e-14)
+        exact = grad_x_f - oracles.cross_inner(x, y, v, None)
+    return _relative_error(state["hypergradient"], exact)
+
+
+SHORT_SOLVES = dict(n_inner_steps=4, memory=20)  # 3 pairs per outer step: the history spans several
+
+
+def test_default_history_is_reset_at_every_outer_step():
+    solver = solvers()["shine"]()
+    assert solver.history_mode == "reset" and solvers()["shine"](opa=True).history_mode == "shared"
+    problem = build_quadratic(**ILL_CONDITIONED)
+    oracles = Oracles(problem)
+    with torch.no_grad():
+        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0))
+        assert not any(key.startswith("history_") for key in state)
+        later = solver.step(oracles, solver.step(oracles, state))
+        # the estimate at a state depends on that state only, not on the pairs of earlier steps
+        again = solver.step(oracles, {k: v for k, v in later.items()})
+        fresh = solver.step(oracles, {**solver.init(oracles, later["x"], later["y"], later["key"])})
+    torch.testing.assert_close(again["hypergradient"], fresh["hypergradient"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("delta", [-2.0, 2.0])
+def test_shared_history_helps_where_the_hessian_does_not_depend_on_x(delta):
+    # Quadratic: ∇²_yy g is the same at every x, so pairs of an earlier x stay exact secant pairs:
+    # after a jump in x the shared history is as good as one built at the new x, and its many
+    # pairs beat the 3 of a reset history.
+    problem = build_quadratic(**ILL_CONDITIONED)
+    x0, x = problem.x0(), problem.x0() + delta
+    stale = _error_after_a_jump(problem, "shared", x0, x, **SHORT_SOLVES)
+    fresh = _error_after_a_jump(problem, "shared", x, x, **SHORT_SOLVES)
+    reset = _error_after_a_jump(problem, "reset", x0, x, **SHORT_SOLVES)
+    assert 0.5 * fresh < stale < 2 * fresh, (stale, fresh)
+    assert stale < 0.2 * reset, (stale, reset)
+
+
+@pytest.mark.parametrize("delta", [-2.0, 2.0])
+def test_shared_history_goes_stale_where_the_hessian_depends_on_x(delta):
+    # Logistic regression: ∇²_yy g = data term + diag(e^x) changes with x, so pairs of an earlier
+    # x describe another Hessian: after a jump the shared history is several times worse than one
+    # built at the new x, and worse than the reset history, which holds only pairs of the new x.
+    problem = build_problem("logreg", torch.float64, n_train_max=640, batch_size=32)
+    x0, x = problem.x0(), problem.x0() + delta
+    stale = _error_after_a_jump(problem, "shared", x0, x, **SHORT_SOLVES)
+    fresh = _error_after_a_jump(problem, "shared", x, x, **SHORT_SOLVES)
+    reset = _error_after_a_jump(problem, "reset", x0, x, **SHORT_SOLVES)
+    assert stale > 5 * fresh, (stale, fresh)
+    assert stale > 5 * reset, (stale, reset)
+
+
+def test_line_search_backtracks_an_overlong_first_step():
+    # Before any pair, the step is −initial_inverse_scale ∇_y g: with a scale far beyond 1/L the
+    # unit step overshoots and g grows; the Armijo backtracking halves it until g decreases.
+    problem = build_quadratic(**ILL_CONDITIONED)
+    oracles = Oracles(problem)
+    x = problem.x0()
+    values = {}
+    for trials in (0, 8):
+        solver = solvers()["shine"](n_inner_steps=1, initial_inverse_scale=10.0, line_search=trials)
+        with torch.no_grad():
+            state = solver.step(oracles, solver.init(oracles, x, problem.y0(), rng.make_key(0)))
+            values[trials] = float(oracles.value_inner(x, state["y"], None))
+    start = float(oracles.value_inner(x, problem.y0(), None))
+    assert values[0] > start > values[8], (values, start)
