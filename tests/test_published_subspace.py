@@ -3,11 +3,13 @@ Code/SyntheticProblem/solvers/): their loops are transcribed here with Python br
 lists, and the registered solvers (fixed slots, masks, no branch on a tensor) must give the same
 iterates. Covers what the authors' code does and a fixed-cycle version would not: the subspace
 dimension m grows along the run (×growth every dim_freq steps up to dim_max) with a restart every
-m steps, the steps decay as max(min, s / k^p), and SubBiO's η is a parameter of its own.
+m steps, the steps decay as max(min, s / k^p), and SubBiO's η is a parameter of its own. Last,
+the inner optimizer choice (`inner`) of these and of JFB, iMAML and MAML.
 """
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -196,7 +198,7 @@ def test_subbio_eta_is_not_the_decayed_inner_step():
 
 
 # -- inner optimizers ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["lancbio", "subbio"])
+@pytest.mark.parametrize("name", ["lancbio", "subbio", "jfb", "imaml"])
 def test_inner_optimizer_choice(name):
     problem, oracles = _setup()
     with pytest.raises(UserError, match="ai_sarah"):
@@ -208,3 +210,17 @@ def test_inner_optimizer_choice(name):
         assert all(bool(torch.isfinite(s["x"]).all()) for s in states)
         declared = {k: 3 * c for k, c in solver.oracle_cost(oracles.facts).items()}
         assert dict(oracles.calls) == pytest.approx(declared)
+
+
+def test_imaml_stochastic_inner_optimizers_skip_episodic_problems():
+    episodic = SimpleNamespace(name="fewshot", episodic=True, constrained=False, twice_differentiable=True)
+    assert solvers()["imaml"]().skip(episodic) is None
+    reason = solvers()["imaml"](inner="srkc").skip(episodic)
+    assert reason and "episodic" in reason and "inner=sgd" in reason
+
+
+def test_maml_accepts_only_sgd():
+    assert solvers()["maml"](inner="sgd").params.inner == "sgd"
+    for inner in ("ai_sarah", "srkc"):
+        with pytest.raises(UserError, match="differentiates through"):
+            solvers()["maml"](inner=inner)
