@@ -110,8 +110,10 @@ def test_the_table_rejects(solver_cls, error, match, clean_dynamo):
 def test_small_solver_caps_integer_parameters_only():
     solver = small_solver(solvers()["vrbo"])
     defaults = solvers()["vrbo"].Params()
-    assert (solver.params.n_inner_steps, solver.params.period) == (SMALL, SMALL)
+    assert (solver.params.n_inner_steps, solver.params.n_neumann_steps) == (SMALL, SMALL)
+    assert defaults.n_inner_steps > SMALL and defaults.n_neumann_steps > SMALL
     assert solver.params.step_inner == defaults.step_inner  # floats untouched
+    assert solver.params.period_frac == defaults.period_frac
 
 
 def test_the_rule_reports_a_graph_break_with_a_hint():
