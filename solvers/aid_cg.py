@@ -18,3 +18,5 @@ class AIDCG(ImplicitSolver):
     description = "Implicit hypergradient, linear system by conjugate gradient, full batch"
     reference = "Pedregosa, ICML 2016; Grazzi et al., ICML 2020"
     linear_solver = "cg"
+    deviations = ("HOAG (Pedregosa 2016) tightens the inner and CG tolerances along the run; here T and K "
+                  "are fixed counts (Grazzi et al.'s form), so a step has a fixed cost.",)
