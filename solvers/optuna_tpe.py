@@ -30,11 +30,9 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import optuna
 import torch
-from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
 
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.params import ours, reference
@@ -42,11 +40,21 @@ from benchopt_bilevel.solver import Choice, IntRange, LogUniform, State
 
 from .random_search import MAX_DIM_WHY, RandomSearch
 
+if TYPE_CHECKING:
+    import optuna
+
 Tensor = torch.Tensor
 STUDIES_KEPT = 4  # studies kept aside (one per run in progress in this process is enough)
-_STUDIES: OrderedDict[bytes, optuna.Study] = OrderedDict()
+_STUDIES: OrderedDict[bytes, "optuna.Study"] = OrderedDict()
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial (as the reference)
+
+def _optuna() -> Any:
+    """Optuna, imported on first use: its import takes 0.6 to 1.6 s here, which every command
+    that loads the solver registry would otherwise pay."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial (as the reference)
+    return optuna
 
 
 @dataclass
@@ -74,14 +82,14 @@ def _names(dim: int) -> list[str]:
     return [f"x_{j}" for j in range(dim)]
 
 
-def distributions(state: State) -> dict[str, FloatDistribution]:
+def distributions(state: State) -> dict[str, Any]:
     """One `suggest_float` range per coordinate: the box, as the run's dtype holds it."""
-    log = bool(state["log_scale"])
-    return {name: FloatDistribution(low, high, log=log)
+    log, float_range = bool(state["log_scale"]), _optuna().distributions.FloatDistribution
+    return {name: float_range(low, high, log=log)
             for name, low, high in zip(_names(state["low"].numel()), state["low"].tolist(), state["high"].tolist())}
 
 
-def _fingerprint(xs: Tensor, values: Tensor, box: dict[str, FloatDistribution]) -> bytes:
+def _fingerprint(xs: Tensor, values: Tensor, box: dict[str, Any]) -> bytes:
     digest = hashlib.blake2b(digest_size=16)
     for tensor in (xs, values):
         digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
@@ -90,12 +98,12 @@ def _fingerprint(xs: Tensor, values: Tensor, box: dict[str, FloatDistribution]) 
     return digest.digest()
 
 
-def _frozen(x: list[float], value: float, box: dict[str, FloatDistribution]) -> optuna.trial.FrozenTrial:
+def _frozen(x: list[float], value: float, box: dict[str, Any]) -> "optuna.trial.FrozenTrial":
     """A finished trial at x (a failed trial's value is the dtype's largest: TPE ranks it last)."""
-    return create_trial(params=dict(zip(box, x)), distributions=box, value=value)
+    return _optuna().trial.create_trial(params=dict(zip(box, x)), distributions=box, value=value)
 
 
-def study_of(xs: Tensor, values: Tensor, box: dict[str, FloatDistribution]) -> optuna.Study:
+def study_of(xs: Tensor, values: Tensor, box: dict[str, Any]) -> "optuna.Study":
     """A study holding exactly the trials (xs[i], values[i]), taken from the ones kept aside when
     one holds them or all but the last, built otherwise. The caller owns it (it is no longer kept)."""
     study = _STUDIES.pop(_fingerprint(xs, values, box), None)
@@ -104,12 +112,12 @@ def study_of(xs: Tensor, values: Tensor, box: dict[str, FloatDistribution]) -> o
         if study is not None:
             study.add_trial(_frozen(xs[-1].tolist(), float(values[-1]), box))
     if study is None:
-        study = optuna.create_study(direction="minimize")
+        study = _optuna().create_study(direction="minimize")
         study.add_trials([_frozen(x, v, box) for x, v in zip(xs.tolist(), values.tolist())])
     return study
 
 
-def keep(study: optuna.Study, xs: Tensor, values: Tensor, box: dict[str, FloatDistribution]) -> None:
+def keep(study: "optuna.Study", xs: Tensor, values: Tensor, box: dict[str, Any]) -> None:
     """Keep `study` (which holds the trials xs, values) for the next step."""
     _STUDIES[_fingerprint(xs, values, box)] = study
     while len(_STUDIES) > STUDIES_KEPT:
@@ -151,12 +159,13 @@ class OptunaTPE(RandomSearch):
         p = self.params
         # constant_liar only matters with trials running in parallel (none here); off, TPE reads
         # the study's trial cache (the reference's Optuna default, too).
+        optuna = _optuna()
         study.sampler = optuna.samplers.TPESampler(seed=int(key), n_startup_trials=p.n_startup_trials,
                                                    multivariate=p.multivariate, constant_liar=False)
         asked = study.ask(box)
         # Recorded once evaluated, in the run's dtype (the next step adds it); the asked trial
         # stays in the study as failed, which TPE ignores.
-        study.tell(asked, state=TrialState.FAIL)
+        study.tell(asked, state=optuna.trial.TrialState.FAIL)
         keep(study, xs, values, box)
         x = state["x"]
         return torch.tensor([asked.params[name] for name in box], dtype=x.dtype, device=x.device).reshape(x.shape)
