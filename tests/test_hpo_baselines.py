@@ -242,3 +242,15 @@ def test_box_validation():
         HyperparameterBox.uniform(3, 0.0, 1.0, log=True)
     with pytest.raises(ValueError, match="one shape"):
         HyperparameterBox(torch.zeros(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
+
+
+def test_the_oracle_cost_rule_rejects_a_cap_below_the_calls():
+    """The host-side form of the rule can fail: a declared cap under what a trial makes."""
+    base = solvers()["random-search"]
+    low_cap = type("LowCap", (base,), {"oracle_cost": lambda self, facts: {**base.oracle_cost(self, facts),
+                                                                           "grad_inner_full": 2}})
+    result = conformance.check_oracle_cost(low_cap)
+    assert not result.passed
+    assert "grad_inner_full 10 counted, 4 declared at most" in result.message
+    unlisted = type("Unlisted", (base,), {"oracle_cost": lambda self, facts: {"grad_inner_full": 501}})
+    assert "value_inner_full" in conformance.check_oracle_cost(unlisted).message
