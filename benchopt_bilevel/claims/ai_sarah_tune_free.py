@@ -31,10 +31,10 @@ CLAIM = Claim(
            "competitive with tuned SGD / SARAH"),
     statement=("As the inner optimizer, AI-SARAH without a step to tune ends as close to the inner solution "
                "as SGD with the best step of a grid."),
-    experiment=Experiment(problem=spec("logreg", n_train_max=2000), solvers=(*SGD, AI_SARAH), max_time=5.0,
+    experiment=Experiment(problem=spec("logreg", n_train_max=2000), solvers=(*SGD, AI_SARAH), max_time=3.0,
                           n_evals=10),
     predicate=predicate,
-    scale="logreg on the first 2000 rows of ijcnn1, AID-CG's inner loop, grid 0.01-10, 5 s, float32, 3 seeds",
+    scale="logreg on the first 2000 rows of ijcnn1, AID-CG's inner loop, grid 0.01-10, 3 s, float32, 3 seeds",
     plot=("time", METRIC),
     notes=("Runs through AID-CG, whose step_inner drives only the inner loop, so the specifications differ only "
            "in the inner optimizer and its step (AI-SARAH has none). AID-CG is full batch, so AI-SARAH runs its "

@@ -19,7 +19,7 @@ CLAIM = Claim(
            "ijcnn1 figure: h at 20 s, SRBA 0.213 < SABA 0.234 < SOBA 0.387"),
     statement=("On regularization selection for ijcnn1, at equal time, SRBA reaches a lower h than SABA, "
                "which reaches a lower h than SOBA."),
-    experiment=Experiment(problem="logreg", solvers=SOLVERS, max_time=10.0, n_evals=12),
+    experiment=Experiment(problem="logreg", solvers=SOLVERS, max_time=10.0, n_evals=8),
     predicate=predicate,
     scale="logreg on ijcnn1 (its defaults), every solver's defaults, 10 s of steps, float32, 3 seeds",
     plot=("time", METRIC),
