@@ -69,6 +69,10 @@ def test_ratio_of_medians_with_a_margin():
     assert holds.figures["bad/good final"] == pytest.approx(10 ** (19 * 0.4), rel=0.05)
     assert P.ratio_of_medians(rows, "bad", "good", P.final_value("objective_m"), "final").verdict == "fails"
     assert P.ratio_of_medians(rows, "good", "nobody", P.final_value("objective_m"), "final").verdict == "inconclusive"
+    tie = rows_of(geometric("same", -0.1), geometric("also", -0.1, seeds=(0, 1, 2)))
+    assert P.ratio_of_medians(tie, "same", "also", P.final_value("objective_m"), "final").verdict == "holds"
+    assert P.ratio_of_medians(tie, "same", "also", P.final_value("objective_m"), "final",
+                              strict=True).verdict == "fails"  # a tie is no evidence of "fewer"
 
 
 def test_reaches_target_counts_runs_and_gives_the_axis_at_the_first_hit():

@@ -163,18 +163,19 @@ def above(rows: pd.DataFrame, spec: str, figure: Callable[[pd.DataFrame], float]
 
 
 def ratio_of_medians(rows: pd.DataFrame, better: str, worse: str, figure: Callable[[pd.DataFrame], float],
-                     what: str, margin: float = 1.0) -> Evidence:
+                     what: str, margin: float = 1.0, strict: bool = False) -> Evidence:
     """Holds when median(FIGURE of BETTER) · MARGIN ≤ median(FIGURE of WORSE) (lower is better):
-    BETTER is at least MARGIN times lower. The ratio worse / better is in the figures."""
+    BETTER is at least MARGIN times lower (< with STRICT: a tie is no evidence of "fewer"). The
+    ratio worse / better is in the figures."""
     low, high = spread(per_run(rows, better, figure)), spread(per_run(rows, worse, figure))
     figures = {f"{better} {what}": low, f"{worse} {what}": high}
     if math.isnan(low["median"]) or math.isnan(high["median"]):
         return Evidence("inconclusive", f"{what} of {better} or {worse} not measured", figures)
     ratio = high["median"] / low["median"] if low["median"] > 0 else math.inf
     figures[f"{worse}/{better} {what}"] = ratio
-    ok = low["median"] * margin <= high["median"]
-    text = (f"{describe(f'{better} {what}', low)} vs {describe(worse, high)}: ratio {fmt(ratio)} "
-            f"{'≥' if ok else '<'} {fmt(margin)}")
+    ok = low["median"] * margin < high["median"] if strict else low["median"] * margin <= high["median"]
+    sign = (">" if ok else "≤") if strict else ("≥" if ok else "<")
+    text = f"{describe(f'{better} {what}', low)} vs {describe(worse, high)}: ratio {fmt(ratio)} {sign} {fmt(margin)}"
     return Evidence("holds" if ok else "fails", text, figures)
 
 
