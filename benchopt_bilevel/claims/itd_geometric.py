@@ -1,4 +1,6 @@
 """ITD's hypergradient error decays geometrically with the number of inner steps T."""
+import math
+
 from ..fixtures import WELL_CONDITIONED
 from . import Claim, Evidence, Experiment, spec
 from . import predicates as P
@@ -32,8 +34,7 @@ def geometric(rows, solvers, what):
 
 
 def _log10(value):
-    import math
-    return math.log10(value) if value > 0 else float("nan")
+    return math.log10(value) if value > 0 else math.nan
 
 
 CLAIM = Claim(

@@ -7,7 +7,6 @@ experiment, its verdict, the figures behind it and the curves of its plot.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
