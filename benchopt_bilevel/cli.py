@@ -245,6 +245,7 @@ _COMMAND_MODULES = {
     "benchopt_bilevel.cli_check": ["check"],
     "benchopt_bilevel.cli_benchopt": ["export_benchopt"],
     "benchopt_bilevel.cli_claims": ["claims"],
+    "benchopt_bilevel.cli_hypergradients": ["hypergradients_command"],
 }
 
 

@@ -184,19 +184,21 @@ def check_pure_step(cls: type[Solver]) -> str:
     return "input, solver and params unchanged; same output twice"
 
 
-def _counts_match(counted: dict[str, float], declared: dict[str, float]) -> bool:
-    # pytest.approx's defaults: the same kinds, each count within rel 1e-6 (abs 1e-12)
+def _counts_match(counted: dict[str, float], declared: dict[str, float], tolerance: float = 1e-6) -> bool:
+    # the same kinds, each count within rel `tolerance` (pytest.approx's 1e-6 by default, abs 1e-12)
     return counted.keys() == declared.keys() and all(
-        math.isclose(counted[k], declared[k], rel_tol=1e-6, abs_tol=1e-12) for k in counted)
+        math.isclose(counted[k], declared[k], rel_tol=tolerance, abs_tol=1e-12) for k in counted)
 
 
 @rule("oracle-cost", "make oracle_cost(facts) return the calls one step makes, by kind (the keys "
                      "of Oracles.calls); a periodic method declares the average over `cost_period`")
 def check_oracle_cost(cls: type[Solver]) -> str:
     period = getattr(cls, "cost_period", 1)
-    n_steps = 2 * period
+    # A random cost is checked in the mean: 500 steps put the standard error near 3 % of the hvp
+    # count of a random Neumann length, so 10 % separates a wrong declaration from noise.
+    n_steps, tolerance = (500, 0.1) if cls.random_cost else (2 * period, 1e-6)
     solver, oracles, _ = run_steps(cls, build_quadratic(), n_steps)
-    declared = {k: v * n_steps for k, v in solver.oracle_cost(oracles.facts).items() if v}
+    declared = {k: v for k, v in solver.cumulative_oracle_cost(oracles.facts, n_steps).items() if v}
     counted = dict(oracles.calls)
     if cls.host_side:  # its cost depends on values: the declared cost is a cap
         over = [f"{kind} {count:g} counted, {declared.get(kind, 0):g} declared at most"
@@ -204,12 +206,14 @@ def check_oracle_cost(cls: type[Solver]) -> str:
         if over:
             raise Violation(f"over {n_steps} host-side steps: {'; '.join(over)}")
         return f"counted <= declared cap over {n_steps} steps ({', '.join(f'{k} {v:g}' for k, v in sorted(counted.items()))})"
-    if not _counts_match(counted, declared):
+    if not _counts_match(counted, declared, tolerance):
         differ = [f"{kind} {counted.get(kind, 0):g} counted, {declared.get(kind, 0):g} declared"
                   for kind in sorted(counted.keys() | declared.keys())
-                  if not math.isclose(counted.get(kind, 0), declared.get(kind, 0), rel_tol=1e-6, abs_tol=1e-12)
+                  if not math.isclose(counted.get(kind, 0), declared.get(kind, 0), rel_tol=tolerance, abs_tol=1e-12)
                   or (kind in counted) != (kind in declared)]
         raise Violation(f"over {n_steps} steps: {'; '.join(differ)}")
+    if cls.random_cost:
+        return f"counted = expected declared within {tolerance:.0%} over {n_steps} steps ({cls.random_cost})"
     return f"counted = declared over {n_steps} steps"
 
 

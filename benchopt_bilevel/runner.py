@@ -127,7 +127,6 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             memory.resume()
             oracles.reset_counts()
             oracles.calls.update(init_counts)
-            declared = solver.oracle_cost(oracles.facts)
 
             # Evaluation points: log-spaced in steps when a step budget is given, else in time.
             if config.max_steps:
@@ -142,8 +141,10 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
                 memory.pause()
                 metrics = _evaluate(problem, solver, state)
                 counts = dict(oracles.calls)
-                if compiled:  # a compiled step calls the oracles only while tracing
-                    counts = {k: init_counts.get(k, 0) + v * steps for k, v in declared.items()}
+                if compiled:  # a compiled step calls the oracles only while tracing: its declared cost
+                    counts = dict(init_counts)
+                    for kind, count in solver.cumulative_oracle_cost(oracles.facts, steps).items():
+                        counts[kind] = counts.get(kind, 0) + count
                 rows.append({"step": steps, "time": clock.elapsed,
                              **oracle_columns(counts, oracles.total_calls(counts)),
                              "peak_memory_bytes": memory.peak(), "memory_method": memory.method, **metrics})

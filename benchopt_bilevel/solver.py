@@ -87,6 +87,10 @@ class Solver:
     # values, `oracle_cost` declares the most calls one step can make (the runner records the
     # calls counted). None for every method whose step is a pure tensor function.
     host_side: ClassVar[str | None] = None
+    # Why the oracle calls of a step vary at random (e.g. a random Neumann length), for such a
+    # method: `oracle_cost` then declares the expected calls, and the conformance suite compares
+    # them with the mean over many steps instead of requiring equality.
+    random_cost: ClassVar[str | None] = None
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
     # Where the method departs from its paper (or from the reference benchmark) and why, one
@@ -95,7 +99,8 @@ class Solver:
     deviations: ClassVar[tuple[str, ...]] = ()
     # The method's name in the JAX reference benchmark (benchopt/benchmark_bilevel), e.g. "PZOBO",
     # and its parameter names mapped to ours (step_size -> step_inner, ...), so that its solver
-    # specifications replay here; None when the reference has no such solver.
+    # specifications replay here; None when the reference has no such solver. A subclass does not
+    # inherit its parent's: declare them in the class itself.
     reference_name: ClassVar[str | None] = None
     reference_params: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type] = type("Params", (), {})
@@ -125,6 +130,11 @@ class Solver:
         """Oracle calls per step by kind (the keys of `Oracles.calls`), averaged over a cycle, on a
         problem with these static facts."""
         raise NotImplementedError
+
+    def cumulative_oracle_cost(self, facts: ProblemFacts, steps: int) -> dict[str, float]:
+        """Oracle calls of the first `steps` steps (expected ones for a `random_cost` method);
+        `steps` times `oracle_cost` unless the per-step cost changes with t."""
+        return {kind: count * steps for kind, count in self.oracle_cost(facts).items()}
 
     def init(self, oracles: Oracles, x: torch.Tensor, y: torch.Tensor, key: torch.Tensor) -> State:
         """The starting state; by default `initial_state` with nothing more."""

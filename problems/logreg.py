@@ -167,7 +167,9 @@ class LogReg(PenaltySelection):
             return self._cache
         penalty = torch.exp(x)
         r = self.train64
-        y = self._cache.get("y_star", torch.zeros(self.dim_y, dtype=torch.float64, device=r.device)).clone()
+        start = self._cache.get("y_star")  # warm start, unless a diverged run left NaN in it
+        y = (start.clone() if start is not None and bool(torch.isfinite(start).all())
+             else torch.zeros(self.dim_y, dtype=torch.float64, device=x.device))
         previous_norm, factor, moved = float("inf"), None, float("inf")
         for _ in range(NEWTON_MAX_ITERATIONS):
             grad = -(torch.sigmoid(-(r @ y)) @ r) / len(r) + penalty * y

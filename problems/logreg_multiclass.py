@@ -168,7 +168,9 @@ class LogRegMulticlass(PenaltySelection):
         if "x" in self._cache and torch.equal(self._cache["x"], x):
             return self._cache
         penalty = torch.exp(x)
-        W = self._cache.get("y_star", torch.zeros(self.dim_y, dtype=torch.float64, device=x.device))
+        start = self._cache.get("y_star")  # warm start, unless a diverged run left NaN in it
+        W = (start.clone() if start is not None and bool(torch.isfinite(start).all())
+             else torch.zeros(self.dim_y, dtype=torch.float64, device=x.device))
         W = self._matrix(W.clone())
         for _ in range(NEWTON_MAX_ITERATIONS):
             grad = self._exact_grad(penalty, W)

@@ -86,6 +86,8 @@ class BSA(Solver):
         "paper's t_k has the same growth with constants from its analysis. The reference runs a "
         "fixed T (inner_growth=0), so its BSA specifications replay with inner_growth=0 only.",
         "The Neumann step η is the inner step α, constant, as in the reference benchmark.",
+        "inner=ai_sarah needs inner_growth=0: AI-SARAH runs whole epochs, which cannot grow one "
+        "inner step at a time.",
     )
     # The Neumann length p ~ U{0, …, Q−1} is drawn at every step: the hvp calls counted are the
     # drawn ones and oracle_cost declares their expectation.

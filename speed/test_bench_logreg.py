@@ -33,6 +33,8 @@ import os
 import pytest
 import torch
 
+from benchopt_bilevel.facts import ProblemFacts
+from benchopt_bilevel.fixtures import build_problem
 from benchopt_bilevel.registry import get_solver, solvers
 from benchopt_bilevel.runner import Cell, RunConfig, run_cell
 
@@ -85,7 +87,7 @@ def test_step_time(benchmark, name, mode):
     last = rows["last"]
     assert last["step"] > 0 and math.isfinite(last["objective_value"])
     # SRBA's step is one whole period (full-batch restart + period − 1 iterations): compare per iteration.
-    iterations = getattr(get_solver(name).Params(), "period", 1) if name == "srba" else 1
+    iterations = get_solver(name)().period(ProblemFacts.of(build_problem("logreg"))) if name == "srba" else 1
     us = 1e6 * last["time"] / (last["step"] * iterations)
     benchmark.extra_info.update(us_per_step=us, iterations_per_step=iterations, steps=int(last["step"]),
                                 warmup_s=float(last["warmup_time"]),
