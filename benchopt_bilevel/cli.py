@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .benchmark import DEFAULT_MAX_TIME, DEFAULT_PROBLEMS, DEFAULT_SOLVERS, expand, run_benchmark, validate_cells
+from .benchmark import (DEFAULT_MAX_TIME, DEFAULT_PROBLEMS, DEFAULT_SOLVERS, expand, run_benchmark, spec_notes,
+                        validate_cells)
 from .cli_execution import Execution, execution_options
 from .config import BenchmarkSpec, load_config, parse_seeds, run_config
 from .errors import UserError
@@ -151,8 +152,11 @@ def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device
     cells = expand(spec)
     validate_cells(cells, spec.run)
     err = Console(stderr=True, soft_wrap=True)
-    err.print(f"{len(cells)} runs: {len(spec.problems)} problem(s) × {len(spec.solvers)} solver(s) × "
-              f"{len(spec.seeds)} seed(s), up to {spec.run.max_time:g} s of steps each → {output}/", highlight=False)
+    for note in spec_notes(spec):  # what a reference-benchmark spec's translation ignored or set
+        err.print(note, highlight=False, markup=False)
+    # No seeds factor: a reference spec's random_state sets its own runs' seeds.
+    err.print(f"{len(cells)} runs: {len(spec.problems)} problem(s) × {len(spec.solvers)} solver spec(s), "
+              f"up to {spec.run.max_time:g} s of steps each → {output}/", highlight=False)
     results = run_benchmark(cells, spec.run, output, console=err, executor=execution.make_executor(spec.run.max_time),
                             force=execution.force)
     _print_summary(results)

@@ -58,8 +58,14 @@ def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: st
     from .runner import DTYPES, build_problem, resolve_device
     from .tuning import TuningPlan, tune as run_tuning, write_artefact
 
+    from .reference_specs import for_tuning
+
     config = run_config({"max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
                          "dtype": dtype, "compile": compile_})
+    # The reference benchmark's specs (SOBA[step_size=...,batch_size=64]) become ours for this problem.
+    translated = [for_tuning(spec, problem) for spec in solvers]
+    solvers = tuple(ours for specs, _ in translated for ours in specs)
+    notes = list(dict.fromkeys(note for _, spec_notes in translated for note in spec_notes))
     if not solvers:
         name, params = parse_spec(problem)
         problem_cls = get_problem(name)
@@ -73,6 +79,8 @@ def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: st
     plan.check()  # a bad plan ends before any worker starts
     executor = execution.make_executor(config.max_time)
     err = Console(stderr=True, soft_wrap=True)
+    for note in notes:
+        err.print(note, highlight=False, markup=False)
     err.print(f"{len(plan.solvers)} solver(s) × {n_trials} trial(s) × {len(plan.tuning_seeds)} tuning seed(s) "
               f"→ {output_dir}/trials/, then the selections on {len(plan.fresh_seeds)} fresh seed(s) → "
               f"{output_dir}/", highlight=False)

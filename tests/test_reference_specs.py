@@ -322,3 +322,30 @@ def test_registry_replays_reference_line(line):
             ours = declared_reference(cls)[1][key]
             got = getattr(params, ours)
             assert got == _value(value) or str(got) == value, (key, ours, got, value)
+
+
+def test_run_prints_what_a_reference_spec_translation_ignored(tmp_path):
+    from click.testing import CliRunner
+
+    from benchopt_bilevel.cli import main
+
+    result = CliRunner().invoke(main, ["run", "-p", "quadratic[n_inner=64,n_outer=64,dim_x=5,dim_y=5,batch_size=8]",
+                                       "-s", "SOBA[step_size=0.1,eval_freq=5,framework=numba]", "--max-steps", "2",
+                                       "--n-evals", "2", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "eval_freq" in result.output and "framework" in result.output
+
+
+def test_tune_takes_reference_specs(tmp_path):
+    from click.testing import CliRunner
+
+    from benchopt_bilevel.cli import main
+
+    problem = "quadratic[n_inner=64,n_outer=64,dim_x=5,dim_y=5,batch_size=8]"
+    result = CliRunner().invoke(main, ["tune", "--problem", problem, "--solver", "SOBA[outer_ratio=0.5,framework=numba]",
+                                       "--n-trials", "1", "--tuning-seeds", "0", "--fresh-seeds", "1",
+                                       "--max-steps", "2", "--n-evals", "2", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "framework" in result.output
+    artefacts = list(tmp_path.glob("tuning-*.yaml"))
+    assert artefacts and "outer_ratio: 0.5" in artefacts[0].read_text()
