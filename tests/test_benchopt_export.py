@@ -82,7 +82,7 @@ def test_export_has_benchopt_names_and_columns(exported, results_dir):
     for name in table["solver_name"].unique():
         keys = [part.split("=")[0] for part in name[name.index("[") + 1:-1].split(",")]
         assert keys == sorted(keys), name
-    assert "saba[outer_ratio=1.0,step_inner=0.05]" in set(table["solver_name"])
+    assert "saba[memory_init=zero,outer_ratio=1.0,step_inner=0.05]" in set(table["solver_name"])
     assert set(BENCHOPT_SYSINFO) <= set(table.columns)
     assert "objective_hypergradient_error" in table and "hypergradient_error" not in table
     metrics = [c for c in raw if c.startswith("objective_") and c != "objective_name"] + ["hypergradient_error"]
