@@ -137,7 +137,9 @@ def test_default_benchmark_start_beats_the_majority_baseline():
 
 def test_soba_lowers_validation_loss():
     problem = build(dtype=torch.float32, n_train_max=2048, batch_size=64)
-    solver = get_solver("soba")()
+    # Constant steps: the test is about the problem's oracles, and SOBA's default steps (decaying as
+    # in its theorem) barely move h on ijcnn1 in 1500 steps (0.6625 -> 0.6617).
+    solver = get_solver("soba")(decay_inner=0.0, decay_outer=0.0)
     oracles = Oracles(problem)
     state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0, problem.device))
     before = problem.evaluate(*solver.output(state))

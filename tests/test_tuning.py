@@ -88,8 +88,8 @@ def test_every_solver_gets_the_same_budget(tuned):
         assert set(trial_runs.loc[trial_runs["solver"] == name, "seed"]) == {0, 1}
     # the fixed parameter is kept and not searched
     assert reports["saba"]["fixed"] == {"outer_ratio": 1.0}
-    assert set(reports["saba"]["search_space"]) == {"step_inner"}
-    assert all(t["params"].keys() == {"step_inner"} for t in reports["saba"]["trials"])
+    assert set(reports["saba"]["search_space"]) == {"step_inner", "memory_init"}
+    assert all(t["params"].keys() == {"step_inner", "memory_init"} for t in reports["saba"]["trials"])
 
 
 def test_selection_and_fresh_evaluation(tuned):
