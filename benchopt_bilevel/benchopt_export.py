@@ -43,7 +43,7 @@ BENCHOPT_SYSINFO = ("env-OMP_NUM_THREADS", "platform", "platform-architecture", 
                     "version-cuda", "version-numpy", "version-numpy-libs", "version-scipy",
                     "benchmark-git-tag")
 # Metric columns of our schema without benchopt's `objective_` prefix.
-UNPREFIXED_METRICS = ("hypergradient_error",)
+UNPREFIXED_METRICS = ("hypergradient_error", "hypergradient_cosine")
 # One output file per setting: runs of different settings are different benchmark runs.
 SETTING = ["device", "device_name", "dtype", "compiled"]
 

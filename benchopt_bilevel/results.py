@@ -8,7 +8,8 @@ Schema (version SCHEMA_VERSION): one row per (run, evaluation point).
   oracle_total, peak_memory_bytes (the run's own peak above its start, -1 when unknown) and
   memory_method (how it was measured: cuda_allocated_delta, linux_hwm_delta, process_peak_rss
   or unknown; see memory.py)
-- metrics: objective_<name> (computed by the problem, never timed), hypergradient_error
+- metrics: objective_<name> (computed by the problem, never timed), hypergradient_error and
+  hypergradient_cosine (where the problem knows the exact ∇h)
 - outcome: status (ok / diverged / error / timeout / skipped), stop_reason, message, final
 - provenance: schema_version, package_version, git_revision, torch_version, python_version,
   device_name, threads, hostname, timestamp

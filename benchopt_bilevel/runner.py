@@ -57,9 +57,13 @@ def _evaluate(problem: Problem, solver: Solver, state: State) -> dict[str, float
     estimate = state.get("hypergradient")
     exact_fn = getattr(problem, "hypergradient", None)
     if estimate is not None and exact_fn is not None:
-        exact = exact_fn(x).to(torch.float64)
-        error = torch.sum((estimate.to(torch.float64) - exact) ** 2)  # absolute: ∇h → 0 near x*
+        exact, estimate = exact_fn(x).to(torch.float64), estimate.to(torch.float64)
+        error = torch.sum((estimate - exact) ** 2)  # absolute: ∇h → 0 near x*
         metrics["hypergradient_error"] = float(error)
+        # The direction alone (what a backward pass that is cheap but biased keeps or loses);
+        # NaN before the first estimate (a zero vector has no direction).
+        norms = float(torch.linalg.vector_norm(estimate) * torch.linalg.vector_norm(exact))
+        metrics["hypergradient_cosine"] = float(torch.sum(estimate * exact)) / norms if norms > 0 else float("nan")
     return metrics
 
 

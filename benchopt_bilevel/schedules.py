@@ -13,7 +13,10 @@ Schedule = Callable[[torch.Tensor], "torch.Tensor | float"]
 
 
 def make_schedule(step: float, power: float = 0.0) -> Schedule:
-    """γ_t = step when power == 0, else γ_t = step / (t + 1)^power (the a / t^b schedules)."""
-    if power == 0.0:
+    """γ_t = step when power == 0, else γ_t = step / (t + 1)^power (the a / t^b schedules).
+
+    `step` and `power` may be 0-dim tensors (a fast build's hyperparameters, `fast.py`): the
+    general form then serves every value, (t + 1)^0 being exactly 1."""
+    if isinstance(power, float) and power == 0.0:
         return lambda t: step
     return lambda t: step / (t + 1.0) ** power

@@ -91,6 +91,10 @@ class Solver:
     # method: `oracle_cost` then declares the expected calls, and the conformance suite compares
     # them with the mean over many steps instead of requiring equality.
     random_cost: ClassVar[str | None] = None
+    # Float parameters that shape the step's graph (a count derived from a fraction, a branch on a
+    # value) and so stay constants of a fast build (`fast.py`); every other float parameter enters
+    # the build as a tensor, so that one build serves every seed and tuning trial.
+    static_params: ClassVar[tuple[str, ...]] = ()
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
     # Where the method departs from its paper (or from the reference benchmark) and why, one

@@ -1,0 +1,154 @@
+"""The fast path: n steps of a solver as one compiled loop, built once and reused.
+
+On small problems a step is microseconds of arithmetic spread over tens of tensor operations, so
+what eager PyTorch measures is dispatch. The fast path exports `n` steps as one graph,
+
+    forward(n, hyperparameters, *state) = while_loop(i < n, step)(state)
+
+and has AOTInductor build it into a library called with a flat list of tensors (no Python between
+steps, a few µs per call). Two choices make one build serve a whole benchmark:
+
+- the loop is torch's `while_loop` over a step count given as a tensor: the graph holds one step
+  whatever n is (the JAX reference does the same with `lax.scan`), so builds cost one step's
+  compilation and the runner can ask for any chunk length;
+- the solver's float hyperparameters (step sizes, ratios, schedule constants: `tensor_fields`)
+  enter as a float64 tensor, not as constants: every seed and every tuning trial of a solver on
+  a problem reuses the same library. Integer and string parameters (inner-loop counts, choices)
+  shape the graph and stay constants, like the fields a solver lists in `static_params`.
+
+The problem's data are constants of the library (the build is keyed by the problem's
+parameters). Builds are cached on disk (`build_cache.py`).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from .fast_options import INDUCTOR_OPTIONS
+from .oracles import Oracles
+from .solver import Solver, State
+
+HYPERPARAMETER_DTYPE = torch.float64  # Python floats are doubles: the eager arithmetic's precision
+
+
+def tensor_fields(solver: Solver) -> tuple[str, ...]:
+    """The solver's hyperparameters that enter a fast build as tensors: its float fields, less
+    the ones it declares static (`Solver.static_params`)."""
+    params = solver.params
+    return tuple(f.name for f in dataclasses.fields(params)
+                 if type(getattr(params, f.name)) is float and f.name not in solver.static_params)
+
+
+def static_identity(solver: Solver) -> dict[str, Any]:
+    """What of the solver's parameters shapes its graph (every field not in `tensor_fields`)."""
+    dynamic = set(tensor_fields(solver))
+    return {f.name: getattr(solver.params, f.name) for f in dataclasses.fields(solver.params)
+            if f.name not in dynamic}
+
+
+def hyperparameter_tensor(solver: Solver) -> torch.Tensor:
+    """The values of `tensor_fields`, in that order, as one float64 vector on the CPU."""
+    return torch.tensor([getattr(solver.params, name) for name in tensor_fields(solver)],
+                        dtype=HYPERPARAMETER_DTYPE)
+
+
+def with_tensor_hyperparameters(solver: Solver, values: torch.Tensor) -> Solver:
+    """A new instance of the solver whose `tensor_fields` hold the 0-dim tensors values[i].
+
+    Params validation (`__post_init__`) ran on the floats and is not run again: comparisons of
+    traced tensors cannot be branched on. The solver's `__init__` runs on the tensors, so
+    anything it derives from them (schedules) is part of the graph."""
+    params = copy.copy(solver.params)
+    for i, name in enumerate(tensor_fields(solver)):
+        # A copy each: while_loop rejects closed-over inputs that alias (views of one vector).
+        object.__setattr__(params, name, values[i].clone())  # frozen dataclasses too
+    return type(solver)(params)
+
+
+class _Steps(torch.nn.Module):
+    """`n` steps of `solver` over the values of a state in the order of `keys`."""
+
+    def __init__(self, solver: Solver, oracles: Oracles, keys: list[str]) -> None:
+        super().__init__()
+        self.solver, self.oracles, self.keys = solver, oracles, keys
+
+    def forward(self, n: torch.Tensor, hyperparameters: torch.Tensor,
+                *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
+
+        solver = with_tensor_hyperparameters(self.solver, hyperparameters)
+        keys = self.keys
+
+        def body(i: torch.Tensor, *carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            state = solver.step(self.oracles, dict(zip(keys, carry)))
+            if sorted(state) != sorted(keys):
+                raise TypeError("a step must return a state with the keys of its input state")
+            # while_loop's body may not return one of its inputs as is (an unchanged entry).
+            return (i + 1, *(state[k].clone() if any(state[k] is c for c in carry) else state[k]
+                             for k in keys))
+
+        _, *out = while_loop(lambda i, *_: i < n, body, (torch.zeros_like(n), *values))
+        return tuple(out)
+
+
+def export_steps(solver: Solver, oracles: Oracles, example: State) -> torch.export.ExportedProgram:
+    """The exported program of `_Steps` for states shaped like `example`."""
+    keys = list(example)
+    if not all(isinstance(example[k], torch.Tensor) for k in keys):
+        raise TypeError("the fast path needs a state of tensors (solver.State)")
+    # Distinct copies: export would merge two entries holding one tensor into one input for good.
+    inputs = (torch.tensor(1), hyperparameter_tensor(solver), *(example[k].clone() for k in keys))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.export.export(_Steps(solver, oracles, keys), inputs, strict=False)
+
+
+Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+
+
+def build_library(program: torch.export.ExportedProgram, package_path: str) -> str:
+    """Compile `program` with AOTInductor into the package file `package_path`."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch._inductor.aoti_compile_and_package(program, package_path=package_path,
+                                                        inductor_configs=dict(INDUCTOR_OPTIONS))
+
+
+def load_library(package_path: str) -> Runner:
+    """The runner of a built package: a list of tensors in, a list out."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch._inductor.aoti_load_package(package_path).loader.run
+
+
+def steps_function(runner: Runner, solver: Solver, keys: list[str]) -> Callable[[State, int], State]:
+    """`chunk(state, n) -> state` over a built runner, with the solver's hyperparameters."""
+    hyperparameters = hyperparameter_tensor(solver)
+
+    def chunk(state: State, n: int) -> State:
+        if n <= 0:
+            return state
+        out = runner([torch.tensor(n), hyperparameters, *(state[k] for k in keys)])
+        return dict(zip(keys, out))
+
+    return chunk
+
+
+def exported_steps(solver: Solver, oracles: Oracles, example: State) -> Callable[[State, int], State]:
+    """`chunk(state, n)` running the exported graph without compiling it (the same graph the
+    library is built from, run by PyTorch's interpreter): seconds to obtain, used to check that a
+    solver exports and gives the eager iterates before paying for a build."""
+    keys = list(example)
+    module = export_steps(solver, oracles, example).module()
+    hyperparameters = hyperparameter_tensor(solver)
+
+    def chunk(state: State, n: int) -> State:
+        with torch.no_grad():
+            out = module(torch.tensor(n), hyperparameters, *(state[k] for k in keys))
+        return dict(zip(keys, out))
+
+    return chunk
