@@ -1,0 +1,245 @@
+"""A JAX comparator for the fast path: minimal jitted SOBA, SABA and AmIGO steps on logreg
+(ijcnn1, batch 64, float32), timed on the machine that times ours.
+
+The reference benchmark's µs-per-step figures were measured with JAX on another CPU. Timing the
+same kind of code here, in the same run as the fast path, turns them into figures for this CPU
+(speed/test_bench_fast.py scales them by the SOBA ratio measured here). The code is written for
+this purpose, following the papers (the update rules are in solvers/soba.py, solvers/saba.py and
+solvers/amigo.py), in the reference's style:
+
+- the data are our problem's (`build_problem("logreg", torch.float32)`: the same split, the same
+  signed rows r_i = b_i a_i cut into blocks of 64), converted to numpy;
+- the oracles come from JAX's autodiff of the two losses (grad, a jvp of the gradient for the
+  Hessian-vector product, a vjp for the cross derivative), as in the reference's code;
+- a mini-batch is one block drawn uniformly with `jax.random`, a fresh key per draw;
+- an epoch is `jax.jit` of a 128-step `lax.scan`; a time is wall clock around a call followed by
+  `block_until_ready`, the first call (compilation) excluded.
+
+Run alone: `.venv/bin/python speed/jax_reference.py` prints µs per step of each method.
+Threads: one intra-op thread (XLA_FLAGS set before jax is imported, unless already set), as the
+torch side runs with torch.set_num_threads(1).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+ONE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ.setdefault("XLA_FLAGS", ONE_THREAD_FLAGS)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+STEPS_PER_EPOCH = 128
+STEP_INNER = 0.1  # ρ, the reference's default for the three methods (as our solvers' defaults)
+OUTER_RATIO = 1.0  # γ = ρ / outer_ratio
+SOBA_DECAY_INNER, SOBA_DECAY_OUTER = 0.4, 0.6  # our SOBA's default schedule (its theorem)
+AMIGO_INNER_STEPS = AMIGO_LINEAR_STEPS = 10  # T and M, our AmIGO's defaults
+
+Array = jax.Array
+State = dict[str, Array]
+
+
+@dataclass(frozen=True)
+class LogRegData:
+    """Signed rows of the train and validation splits, as (n_blocks, batch, d) float32 arrays."""
+
+    train: np.ndarray
+    val: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.train.shape[-1]
+
+
+def logreg_data(**problem_params: Any) -> LogRegData:
+    """Our logreg problem's blocks (ijcnn1, batch 64 by default), float32, as numpy."""
+    import torch  # noqa: PLC0415 - only to read the problem's tensors
+
+    from benchopt_bilevel.fixtures import build_problem  # noqa: PLC0415
+
+    problem = build_problem("logreg", torch.float32, **problem_params)
+    return LogRegData(train=problem.train.numpy().copy(), val=problem.val.numpy().copy())
+
+
+# -- losses and their derivatives (autodiff) ------------------------------------------------------
+def inner_loss(x: Array, y: Array, rows: Array) -> Array:
+    """g: the logistic loss of a block plus ½ Σ_j exp(x_j) y_j² (per-feature ridge)."""
+    return jnp.mean(jax.nn.softplus(-(rows @ y))) + 0.5 * jnp.sum(jnp.exp(x) * y * y)
+
+
+def outer_loss(x: Array, y: Array, rows: Array) -> Array:
+    """f: the validation logistic loss of a block (x enters only through g)."""
+    return jnp.mean(jax.nn.softplus(-(rows @ y)))
+
+
+grad_inner_y = jax.grad(inner_loss, argnums=1)
+grad_outer_xy = jax.grad(outer_loss, argnums=(0, 1))
+
+
+def hvp_inner(x: Array, y: Array, v: Array, rows: Array) -> Array:
+    """∇²_yy g v: a jvp of ∇_y g."""
+    return jax.jvp(lambda y_: grad_inner_y(x, y_, rows), (y,), (v,))[1]
+
+
+def grad_hvp_cross_inner(x: Array, y: Array, v: Array, rows: Array) -> tuple[Array, Array, Array]:
+    """∇_y g, ∇²_yy g v and ∇²_xy g v at one point on one block (one linearization of ∇_y g)."""
+    grad_y, hvp = jax.jvp(lambda y_: grad_inner_y(x, y_, rows), (y,), (v,))
+    _, cross_vjp = jax.vjp(lambda x_: grad_inner_y(x_, y, rows), x)
+    return grad_y, hvp, cross_vjp(v)[0]
+
+
+def cross_inner(x: Array, y: Array, v: Array, rows: Array) -> Array:
+    """∇²_xy g v: a vjp of ∇_y g in x."""
+    _, cross_vjp = jax.vjp(lambda x_: grad_inner_y(x_, y, rows), x)
+    return cross_vjp(v)[0]
+
+
+def draw(key: Array, blocks: Array) -> Array:
+    """One block drawn uniformly."""
+    return blocks[jax.random.randint(key, (), 0, blocks.shape[0])]
+
+
+# -- the three methods: init(x, y, key) -> state, step(state) -> state ----------------------------
+def soba_init(data: LogRegData, x: Array, y: Array, key: Array) -> State:
+    return {"x": x, "y": y, "v": jnp.zeros_like(y), "key": key, "t": jnp.zeros((), jnp.float32)}
+
+
+def soba_step(data: LogRegData, state: State) -> State:
+    """SOBA: y, v, x along one stochastic direction each, ρ_t = ρ/(t+1)^a, γ_t = γ/(t+1)^b."""
+    x, y, v, t = state["x"], state["y"], state["v"], state["t"]
+    key, k_inner, k_outer = jax.random.split(state["key"], 3)
+    rho = STEP_INNER / (t + 1) ** SOBA_DECAY_INNER
+    gamma = STEP_INNER / OUTER_RATIO / (t + 1) ** SOBA_DECAY_OUTER
+    grad_y, hvp, cross = grad_hvp_cross_inner(x, y, v, draw(k_inner, data.train))
+    grad_x_f, grad_y_f = grad_outer_xy(x, y, draw(k_outer, data.val))
+    return {"x": x - gamma * (cross + grad_x_f), "y": y - rho * grad_y, "v": v - rho * (hvp + grad_y_f),
+            "key": key, "t": t + 1}
+
+
+SABA_MEMORIES = ("gy", "hvp", "cross", "fx", "fy")  # the first three per inner block, the rest per outer
+
+
+def saba_init(data: LogRegData, x: Array, y: Array, key: Array) -> State:
+    """Memories start at zero (the reference's default, and ours)."""
+    n_inner, n_outer = data.train.shape[0], data.val.shape[0]
+    state = {"x": x, "y": y, "v": jnp.zeros_like(y), "key": key}
+    for name in SABA_MEMORIES:
+        state[f"memory_{name}"] = jnp.zeros((n_inner if name in ("gy", "hvp", "cross") else n_outer, data.dim),
+                                            jnp.float32)
+        state[f"mean_{name}"] = jnp.zeros(data.dim, jnp.float32)
+    return state
+
+
+def saga(memory: Array, mean: Array, index: Array, fresh: Array) -> tuple[Array, Array, Array]:
+    """SAGA's direction fresh − memory[index] + mean, and the updated memory and mean."""
+    old = memory[index]
+    return fresh - old + mean, memory.at[index].set(fresh), mean + (fresh - old) / memory.shape[0]
+
+
+def saba_step(data: LogRegData, state: State) -> State:
+    """SABA: SOBA's three directions, each variance-reduced by SAGA, constant steps."""
+    x, y, v = state["x"], state["y"], state["v"]
+    key, k_inner, k_outer = jax.random.split(state["key"], 3)
+    i = jax.random.randint(k_inner, (), 0, data.train.shape[0])
+    j = jax.random.randint(k_outer, (), 0, data.val.shape[0])
+    fresh = dict(zip(("gy", "hvp", "cross"), grad_hvp_cross_inner(x, y, v, data.train[i])))
+    fresh.update(zip(("fx", "fy"), grad_outer_xy(x, y, data.val[j])))
+    new, d = {"key": key}, {}
+    for name in SABA_MEMORIES:
+        index = i if name in ("gy", "hvp", "cross") else j
+        d[name], new[f"memory_{name}"], new[f"mean_{name}"] = saga(
+            state[f"memory_{name}"], state[f"mean_{name}"], index, fresh[name])
+    rho, gamma = STEP_INNER, STEP_INNER / OUTER_RATIO
+    new.update(x=x - gamma * (d["cross"] + d["fx"]), y=y - rho * d["gy"], v=v - rho * (d["hvp"] + d["fy"]))
+    return new
+
+
+def amigo_init(data: LogRegData, x: Array, y: Array, key: Array) -> State:
+    return {"x": x, "y": y, "v": jnp.zeros_like(y), "key": key}
+
+
+def amigo_step(data: LogRegData, state: State) -> State:
+    """AmIGO: T warm-started SGD steps on y, M SGD steps on ½vᵀHv − vᵀ∇_y f, one outer step."""
+    x = state["x"]
+
+    def sgd_y(_, carry):
+        y, key = carry
+        key, k = jax.random.split(key)
+        return y - STEP_INNER * grad_inner_y(x, y, draw(k, data.train)), key
+
+    y, key = lax.fori_loop(0, AMIGO_INNER_STEPS, sgd_y, (state["y"], state["key"]))
+    key, k_outer, k_cross = jax.random.split(key, 3)
+    grad_x_f, grad_y_f = grad_outer_xy(x, y, draw(k_outer, data.val))
+
+    def sgd_v(_, carry):
+        v, key = carry
+        key, k = jax.random.split(key)
+        return v - STEP_INNER * (hvp_inner(x, y, v, draw(k, data.train)) - grad_y_f), key
+
+    v, key = lax.fori_loop(0, AMIGO_LINEAR_STEPS, sgd_v, (state["v"], key))
+    hypergradient = grad_x_f - cross_inner(x, y, v, draw(k_cross, data.train))
+    return {"x": x - STEP_INNER / OUTER_RATIO * hypergradient, "y": y, "v": v, "key": key}
+
+
+METHODS: dict[str, tuple[Callable, Callable]] = {
+    "soba": (soba_init, soba_step), "saba": (saba_init, saba_step), "amigo": (amigo_init, amigo_step)}
+
+
+# -- timing ---------------------------------------------------------------------------------------
+def jitted_epoch(data: LogRegData, step: Callable, steps: int = STEPS_PER_EPOCH) -> Callable[[State], State]:
+    """`steps` steps as one jitted `lax.scan` (the data are constants of the compiled epoch)."""
+    frozen = LogRegData(train=jnp.asarray(data.train), val=jnp.asarray(data.val))
+
+    def epoch(state: State) -> State:
+        return lax.scan(lambda s, _: (step(frozen, s), None), state, None, length=steps)[0]
+
+    return jax.jit(epoch)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """µs per step of one method: the best and the median epoch, and the compilation time."""
+
+    best_us: float
+    median_us: float
+    compile_s: float
+    epochs: int
+    finite: bool
+
+
+def time_method(name: str, data: LogRegData, seconds: float = 2.0, steps: int = STEPS_PER_EPOCH,
+                seed: int = 0) -> Timing:
+    """Times epochs of `steps` steps of method `name` for about `seconds` (at least 5 epochs)."""
+    init, step = METHODS[name]
+    epoch = jitted_epoch(data, step, steps)
+    state = init(data, jnp.zeros(data.dim, jnp.float32), jnp.zeros(data.dim, jnp.float32), jax.random.PRNGKey(seed))
+    start = time.perf_counter()
+    state = jax.block_until_ready(epoch(state))  # compiles
+    compile_s = time.perf_counter() - start
+    per_step, deadline = [], time.perf_counter() + seconds
+    while len(per_step) < 5 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        state = jax.block_until_ready(epoch(state))
+        per_step.append((time.perf_counter() - start) / steps * 1e6)
+    finite = bool(all(jnp.all(jnp.isfinite(state[k])) for k in ("x", "y", "v")))
+    return Timing(best_us=min(per_step), median_us=float(np.median(per_step)), compile_s=compile_s,
+                  epochs=len(per_step), finite=finite)
+
+
+def main() -> None:
+    data = logreg_data()
+    print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+          f"train blocks {data.train.shape}, validation blocks {data.val.shape}")
+    for name in METHODS:
+        timing = time_method(name, data)
+        print(f"{name:6s} best {timing.best_us:8.1f} µs/step  median {timing.median_us:8.1f}  "
+              f"compile {timing.compile_s:5.2f} s  epochs {timing.epochs}  finite {timing.finite}")
+
+
+if __name__ == "__main__":
+    main()
