@@ -93,7 +93,7 @@ def lbfgs_apply(history: History, g: Tensor, h0: float = 1.0) -> Tensor:
     dgdg = torch.dot(dg[-1], dg[-1])  # newest pair last
     filled_any = count > 0
     gamma = torch.where(filled_any, torch.dot(s[-1], dg[-1]) / torch.where(filled_any, dgdg, torch.ones_like(dgdg)),
-                        torch.full_like(dgdg, h0))
+                        torch.zeros_like(dgdg) + h0)  # h0: a float, or a 0-dim tensor in a fast build
     t = torch.linalg.solve_triangular(R, (s @ g)[:, None], upper=True)
     u = (diag[:, None] * t + gamma * (dg @ (dg.T @ t))) - gamma * (dg @ g)[:, None]
     p = torch.linalg.solve_triangular(R.T, u, upper=False)
