@@ -21,6 +21,14 @@ from .solver import Solver
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COMPILE_BACKENDS = ("inductor", "aot")
+# How uncompiled steps run (`RunConfig.step_path`): eager PyTorch; "fast", n steps per call of a
+# library built once and cached on disk (`fast.py`, CPU); "auto", fast when the eager warm-up
+# step is cheaper than `FAST_THRESHOLD_SECONDS` (the runner's rule), else eager.
+STEP_PATHS = ("eager", "fast", "auto")
+# Above ~1 ms a step's arithmetic dominates the few µs a library call saves per step, and a build
+# (about a minute on a 2-core CPU) would not pay back within a default run's budget; below it the
+# step is dispatch-bound and the fast path runs it several times faster (docs/compile.md).
+FAST_THRESHOLD_SECONDS = 1e-3
 
 
 @dataclass
@@ -36,6 +44,8 @@ class RunConfig:
     chunk_steps: int = 32  # most steps between two clock reads
     compile_steps: int = 1  # compiled: steps unrolled into one graph (chunks are multiples of it)
     compile_backend: str = "inductor"  # compiled: torch.compile, or "aot" (AOTInductor, CPU)
+    # Without --compile: "eager", "fast" (CPU) or "auto" (fast when the step is cheap), STEP_PATHS.
+    step_path: str = "eager"
     target: float | None = None  # overrides the problem's target value
     stop_at_target: bool = False
     blowup: float = 1e8  # diverged when the divergence metric exceeds blowup * max(1, initial)
@@ -59,6 +69,13 @@ class RunConfig:
             raise UserError(f"compile_backend {self.compile_backend!r} chooses how steps are compiled: it needs --compile")
         if self.compile_backend == "aot" and self.device.startswith("cuda"):
             raise UserError("compile_backend 'aot' is for the CPU; on a GPU, --compile records CUDA graphs")
+        if self.step_path not in STEP_PATHS:
+            raise UserError(f"unknown step path {self.step_path!r}; choose one of {', '.join(STEP_PATHS)}")
+        if self.step_path == "fast" and self.compile:
+            raise UserError("the fast path and --compile are two ways to compile steps: choose one")
+        if self.step_path == "fast" and self.device.startswith("cuda"):
+            raise UserError("the fast path (AOTInductor library) is for the CPU; on a GPU, --compile records "
+                            "CUDA graphs")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
 

@@ -3,13 +3,19 @@
 A chunk is what the runner times between two clock reads. Compiled, it is `torch.compile` of
 the step (Inductor's C++ wrapper on CPU, CUDA graphs on GPU), of `unroll` consecutive steps as
 one graph, or (backend "aot", CPU) the same steps compiled ahead of time by AOTInductor.
+
+The fast chunk (`FastChunk`, backend "fast", CPU) runs n steps as ONE call of a library built
+from the solver's exported loop (`fast.py`), taken from or added to the on-disk build cache
+(`build_cache.py`) on its first call.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+from . import build_cache, fast
 from .aot import compile_ahead
 from .oracles import Oracles
 from .solver import Solver, State
@@ -45,8 +51,13 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
     backend="aot" (CPU): the steps are exported and compiled ahead of time by AOTInductor
     (`aot.py`) on the first call, then run with a per-call cost of a few µs instead of ~35.
 
+    backend="fast" (CPU): a `FastChunk` (one library call per chunk, built or loaded from the
+    build cache on the first call); `compile` and `unroll` do not apply to it.
+
     A `host_side` solver's chunks are eager whatever is asked (`compiles`).
     """
+    if backend == "fast":
+        return FastChunk(solver, oracles, device)
     compile = compiles(solver, compile)
     step, unroll = solver.step, unroll if compile else 1
     if compile:
@@ -89,3 +100,55 @@ def _ahead_of_time_on_first_call(steps: Callable[[Oracles, State], State]) -> Ca
         return compiled[0](state)
 
     return step
+
+
+def first_line(error: BaseException) -> str:
+    """'TypeError: the first line of the message' (export errors run to pages)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+class FastChunk:
+    """`chunk(state, n) -> state` as one call of a fast library (`fast.py`).
+
+    The first call (the runner's warm-up, on a copy of the state, so the build lands in
+    `warmup_time`) loads the library from the build cache or exports and builds it there;
+    `cache_hit` then says which. If export, build or load fails, the chunk runs eager steps from
+    then on and `note` says why (the run goes on: the fast path is an optimization, never a
+    reason for an error row). CPU only: AOTInductor's library runs on the host; on CUDA the path
+    is `--compile` (CUDA graphs).
+    """
+
+    def __init__(self, solver: Solver, oracles: Oracles, device: torch.device,
+                 dtype: torch.dtype | None = None, directory: Path | None = None) -> None:
+        self.solver, self.oracles, self.device, self.directory = solver, oracles, device, directory
+        self.dtype = dtype
+        self.cache_hit: bool | None = None
+        self.note = ""
+        self._steps: Chunk | None = None
+
+    def __call__(self, state: State, n: int) -> State:
+        if self._steps is None:
+            self._steps = self._prepare(state)
+        return self._steps(state, n)
+
+    def _prepare(self, state: State) -> Chunk:
+        solver, oracles = self.solver, self.oracles
+        try:
+            if solver.host_side is not None:
+                raise TypeError(f"host-side step ({solver.host_side})")
+            keys = list(state)
+            dtype = self.dtype or next((v.dtype for v in state.values() if v.is_floating_point()), None)
+            identity = build_cache.build_identity(solver, oracles.problem, state, dtype, self.device)
+
+            def build(path: str) -> None:
+                fast.build_library(fast.export_steps(solver, oracles, state), path)
+
+            loaded = build_cache.get_or_build(identity, keys, build, fast.load_library, self.directory)
+            steps = fast.steps_function(loaded.runner, solver, loaded.keys)
+            steps(dict(state), 1)  # a library that loads but cannot run falls back here, not mid-run
+        except Exception as error:  # noqa: BLE001 - any failure of the fast path falls back to eager
+            self.note = f"fast path unavailable: {first_line(error)}; ran eager"
+            return make_chunk(solver, oracles, False, self.device)
+        self.cache_hit = loaded.hit
+        return steps

@@ -121,6 +121,11 @@ def list_command(what: str) -> None:
 @click.option("--compile-backend", type=click.Choice(["inductor", "aot"]), default=None,
               help="with --compile: torch.compile (default), or aot: torch.export + AOTInductor on the CPU "
                    "(a few µs per call instead of ~35; docs/compile.md).")
+@click.option("--path", "step_path", type=click.Choice(["eager", "fast", "auto"]), default=None,
+              help="how steps run without --compile: eager (default), fast (CPU: n steps per call of a "
+                   "library built once and kept in the build cache, `benchopt-bilevel cache`), or auto "
+                   "(fast when an eager step takes under 1 ms). docs/compile.md.")
+@click.option("--fast", "fast_flag", is_flag=True, default=False, help="same as --path fast.")
 @click.option("--target", type=float, default=None,
               help="target value for --stop-at-target (show, score and the leaderboard keep the problem's documented target; `score --target` overrides theirs).")
 @click.option("--stop-at-target", is_flag=True, default=None, help="stop a run when it reaches the target.")
@@ -130,13 +135,17 @@ def list_command(what: str) -> None:
               help="YAML run configuration (e.g. a tuning artefact); options given here override it.")
 @execution_options
 def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device, dtype, compile_, chunk_steps,
-        compile_steps, compile_backend, target, stop_at_target, output, config_path, execution: Execution) -> None:
+        compile_steps, compile_backend, step_path, fast_flag, target, stop_at_target, output, config_path,
+        execution: Execution) -> None:
     """Run a benchmark; with no problem and no solver, the embedded default.
 
     Runs already complete in the output directory are reused (--force reruns them), so an
     interrupted benchmark resumes where it stopped."""
     config = load_config(config_path) if config_path else {}
-    cli_values = {"max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
+    if fast_flag and step_path not in (None, "fast"):
+        raise UserError(f"--fast and --path {step_path} disagree: give one")
+    step_path = "fast" if fast_flag else step_path
+    cli_values = {"step_path": step_path, "max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
                   "dtype": dtype, "compile": compile_, "chunk_steps": chunk_steps, "compile_steps": compile_steps,
                   "compile_backend": compile_backend, "target": target,
                   "stop_at_target": stop_at_target}
@@ -239,6 +248,21 @@ def profile(problem_spec, solver_specs, steps, device, dtype) -> None:
         calls = ", ".join(f"{k} {v:g}" for k, v in result.declared.items())
         table.add_row(spec, f"{result.ms_per_step:.3f}", f"{result.modeled_ms:.3f}", f"{result.normalized:.2f}", calls)
     console.print(table)
+
+
+@main.command()
+@click.option("--clear", is_flag=True, help="remove every entry.")
+def cache(clear: bool) -> None:
+    """The build cache of the fast path: its path, size and entry count (one entry per solver
+    structure × problem × dtype; set the place with $BENCHOPT_BILEVEL_CACHE)."""
+    from .build_cache import cache_stats, clear_cache  # noqa: PLC0415
+
+    if clear:
+        removed = clear_cache()
+        console.print(f"removed {removed} build(s)", highlight=False)
+    stats = cache_stats()
+    console.print(f"{stats['path']}\n{stats['entries']} build(s), {stats['bytes'] / 2**20:.1f} MiB",
+                  highlight=False, soft_wrap=True)
 
 
 # Commands defined next to the engine parts they drive: (module, command names).

@@ -30,6 +30,9 @@ from .cli_leaderboard import _number, user_errors
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile chunks of steps.")
+@click.option("--path", "step_path", type=click.Choice(["eager", "fast", "auto"]), default="auto", show_default=True,
+              help="how steps run without --compile: auto takes the fast path (one cached build per solver, "
+                   "reused by every trial and seed) when an eager step takes under 1 ms; eager turns it off.")
 @click.option("--no-stop-at-target", is_flag=True, help="Run tuning trials to the end even after the target.")
 @click.option("--target-value", type=float, default=None, help="Override the problem's target value.")
 @click.option("--shift-seed", type=int, default=None, help="Random shift of the Halton sequence (default: none).")
@@ -43,7 +46,7 @@ from .cli_leaderboard import _number, user_errors
 @user_errors
 def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: str, fresh_seeds: str,
          max_time: float, max_steps: int | None, n_evals: int, device: str, dtype: str, compile_: bool,
-         no_stop_at_target: bool, target_value: float | None, shift_seed: int | None, label: str | None,
+         step_path: str, no_stop_at_target: bool, target_value: float | None, shift_seed: int | None, label: str | None,
          output_dir: Path, artefact_path: Path | None, execution: Execution) -> None:
     """Tune solvers on one problem with the same quasi-random budget, then evaluate on fresh seeds.
 
@@ -61,7 +64,10 @@ def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: st
     from .reference_specs import for_tuning
 
     config = run_config({"max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
-                         "dtype": dtype, "compile": compile_})
+                         "dtype": dtype, "compile": compile_,
+                         # auto is for the CPU and for uncompiled steps: elsewhere it would only be refused
+                         "step_path": step_path if not (compile_ or device.startswith("cuda")) or step_path == "fast"
+                         else "eager"})
     # The reference benchmark's specs (SOBA[step_size=...,batch_size=64]) become ours for this problem.
     translated = [for_tuning(spec, problem) for spec in solvers]
     solvers = tuple(ours for specs, _ in translated for ours in specs)
@@ -92,6 +98,10 @@ def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: st
         click.echo(f"{name}: {report['spec']}  fresh seeds: median time-to-target "
                    f"{_number(fresh['time_to_target_median'])} s, reached {fresh['n_reached']}/{fresh['n_runs']}",
                    err=True)
+        steps = report.get("steps", {})
+        if steps.get("built") or steps.get("reused"):
+            click.echo(f"  fast path: {steps['built']} build(s), {steps['reused']} run(s) reused a cached build, "
+                       f"{steps['eager']} eager", err=True)
     click.echo(str(path))
 
 

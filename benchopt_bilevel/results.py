@@ -4,7 +4,9 @@ Schema (version SCHEMA_VERSION): one row per (run, evaluation point).
 - identity: run_id, problem, dataset, solver, solver_params (JSON), problem_params (JSON),
   seed, device, dtype, compiled, code_hash
 - measures: step, time (synchronized seconds of steps only), warmup_time (first chunk,
-  compilation included), oracle_<kind> (calls so far, full-batch calls as <kind>_full),
+  compilation or fast build included), path (how steps ran: eager, compiled, or fast, the
+  cached library of `fast.py`), build_cache_hit (fast rows: whether the library came from the
+  build cache; None otherwise), oracle_<kind> (calls so far, full-batch calls as <kind>_full),
   oracle_total, peak_memory_bytes (the run's own peak above its start, -1 when unknown) and
   memory_method (how it was measured: cuda_allocated_delta, linux_hwm_delta, process_peak_rss
   or unknown; see memory.py)
@@ -88,7 +90,8 @@ def failure_table(cell: Cell, config: RunConfig, status: str, stop_reason: str, 
     or timed out), written by whoever watched it. `columns` override provenance (e.g. threads)."""
     problem_cls, problem_params, _, solver_params = validate(cell)
     identity, run_id = cell_identity(cell, config)
-    outcome = {"status": status, "stop_reason": stop_reason, "message": message, "warmup_time": float("nan")}
+    outcome = {"status": status, "stop_reason": stop_reason, "message": message, "warmup_time": float("nan"),
+               "path": "eager" if not config.compile else "compiled", "build_cache_hit": None}
     rows = no_rows(-1, "unknown")  # peak memory unknown: the process that ran it is gone
     table = result_table(rows, outcome, identity, run_id, solver_params, problem_params,
                          torch.device(identity["device"]), problem_cls.value_metric)

@@ -8,8 +8,13 @@ The runner owns the loop, the clock, the evaluation schedule and the stop rules:
   compiles ahead of time with AOTInductor, whose per-call overhead is a tenth of it);
 - the clock synchronizes the device before every read and runs only around chunks: batch
   sampling (inside the step) is timed, evaluation is not;
-- a warm-up (one step eager, three compiled) runs on a copy of the initial state; its time
-  (compilation included) is stored in `warmup_time`, never hidden and never added to `time`;
+- without --compile, `step_path` chooses eager steps, the fast path (`FastChunk`: n steps per
+  call of a library from the on-disk build cache, CPU) or "auto": fast when the eager warm-up
+  step is under `FAST_THRESHOLD_SECONDS`. The path taken is the row's `path` column (eager,
+  compiled or fast), `build_cache_hit` says whether a fast library was reused (None otherwise),
+  and a fast path that cannot export or build leaves a note in `message` and runs eager;
+- a warm-up (one step eager, three compiled or fast) runs on a copy of the initial state; its time
+  (compilation or build included) is stored in `warmup_time`, never hidden and never added to `time`;
 - evaluation points are log-spaced in steps when `max_steps` is given, else in time;
 - the run stops on max_time, max_steps, the target (if asked), divergence or an exception, each
   recorded as a status with a message. A failed run still yields its rows.
@@ -21,14 +26,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import rng
+from . import cells
 from .cells import DTYPES, Cell, RunConfig, build_problem, resolve_device, validate
-from .chunks import compiles, eager_note, make_chunk
+from .chunks import FastChunk, compiles, eager_note, make_chunk
 from .clock import Clock
 from .errors import UserError
 from .memory import PeakMemory
@@ -67,6 +74,27 @@ def _evaluate(problem: Problem, solver: Solver, state: State) -> dict[str, float
     return metrics
 
 
+def _eager_step_time(chunk, state: State, clock: Clock) -> float:
+    """Seconds of one more eager step on a copy of `state` (the first step pays one-off costs)."""
+    copy = _clone(state)
+    start = clock.now()
+    chunk(copy, 1)
+    return clock.now() - start
+
+
+def _wants_fast(config: RunConfig, solver: Solver, device: torch.device, first_step: float,
+                eager_step: Callable[[], float]) -> bool:
+    """Whether the run tries the fast path: asked ("fast"; a host-side solver then runs eager
+    with a note, `FastChunk`), or "auto" and an eager step (the faster of the warm-up's and one
+    more) is under the threshold. Auto never takes it for a host-side step or on CUDA (there the
+    path is --compile)."""
+    if config.step_path == "fast":
+        return True
+    if config.step_path != "auto" or solver.host_side is not None or device.type != "cpu":
+        return False
+    return min(first_step, eager_step()) < cells.FAST_THRESHOLD_SECONDS
+
+
 def run_cell(cell: Cell, config: RunConfig, output_dir: str | Path | None = None) -> pd.DataFrame:
     """Run one cell and return its rows (also written atomically to output_dir when given).
 
@@ -92,7 +120,8 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
          device: torch.device, dtype: torch.dtype,
          memory: PeakMemory | None = None) -> tuple[list[dict], dict]:
     rows: list[dict] = []
-    outcome = {"status": "ok", "stop_reason": "", "message": "", "warmup_time": float("nan")}
+    outcome = {"status": "ok", "stop_reason": "", "message": "", "warmup_time": float("nan"),
+               "path": "eager", "build_cache_hit": None}
     memory = memory or PeakMemory(device)
     try:
         problem = build_problem(problem_cls, problem_params, device, dtype)
@@ -128,6 +157,18 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             start = clock.now()
             chunk(_clone(state), warmup_steps)
             outcome["warmup_time"] = clock.now() - start
+            if compiled:
+                outcome["path"] = "compiled"
+            elif _wants_fast(config, solver, device, outcome["warmup_time"], lambda: _eager_step_time(chunk, state, clock)):
+                fast_chunk = FastChunk(solver, oracles, device, dtype)
+                start = clock.now()
+                fast_chunk(_clone(state), 3)  # builds or loads the library: in warmup_time
+                outcome["warmup_time"] += clock.now() - start
+                if fast_chunk.note:
+                    outcome["message"] = fast_chunk.note
+                else:
+                    chunk, outcome["path"], outcome["build_cache_hit"] = fast_chunk, "fast", fast_chunk.cache_hit
+            counted = outcome["path"] != "eager"  # compiled and fast steps call the oracles only while tracing
             memory.resume()
             oracles.reset_counts()
             oracles.calls.update(init_counts)
@@ -145,7 +186,7 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
                 memory.pause()
                 metrics = _evaluate(problem, solver, state)
                 counts = dict(oracles.calls)
-                if compiled:  # a compiled step calls the oracles only while tracing: its declared cost
+                if counted:  # a compiled step calls the oracles only while tracing: its declared cost
                     counts = dict(init_counts)
                     for kind, count in solver.cumulative_oracle_cost(oracles.facts, steps).items():
                         counts[kind] = counts.get(kind, 0) + count

@@ -271,6 +271,32 @@ def select_trial(trial_scores: list[dict[str, Any]]) -> int:
     return min(range(len(trial_scores)), key=key)
 
 
+def step_paths(tables: list[pd.DataFrame]) -> dict[str, int]:
+    """How a solver's runs stepped: fast runs that built their library ("built") or reused one
+    from the build cache ("reused"), and the others ("eager", "compiled"). With the fast path,
+    a solver's trials and seeds on one problem should show one build and the rest reused."""
+    counts = {"built": 0, "reused": 0, "eager": 0, "compiled": 0}
+    for table in tables:
+        if table is None or table.empty:
+            continue
+        last = table.iloc[-1]
+        path = last.get("path", "compiled" if bool(last.get("compiled", False)) else "eager")
+        if path == "fast":
+            hit = last.get("build_cache_hit")
+            counts["reused" if hit is not None and not pd.isna(hit) and bool(hit) else "built"] += 1
+        else:
+            counts[path if path in counts else "eager"] += 1
+    return counts
+
+
+def _by_solver(tables: list[pd.DataFrame]) -> dict[str, list[pd.DataFrame]]:
+    found: dict[str, list[pd.DataFrame]] = {}
+    for table in tables:
+        if table is not None and not table.empty:
+            found.setdefault(str(table["solver"].iloc[0]), []).append(table)
+    return found
+
+
 def tune(plan: TuningPlan, output_dir: str | os.PathLike, executor: Executor | None = None,
          console: Console | None = None, force: bool = False) -> dict[str, Any]:
     """Run the protocol; returns the artefact (a dict, see the module docstring).
@@ -312,8 +338,9 @@ def tune(plan: TuningPlan, output_dir: str | os.PathLike, executor: Executor | N
     # Tuning runs: every distinct trial of every solver on every tuning seed, in one batch.
     trial_cells = [cell(name, {**fixed, **trial}, seed) for name, fixed, _, _, distinct in solver_plans
                    for trial in distinct for seed in plan.tuning_seeds]
-    trial_tables = iter(run_cells(trial_cells, tuning_config, output_dir / "trials", console, executor=executor,
-                                  force=force, description="tuning runs"))
+    trial_tables_all = list(run_cells(trial_cells, tuning_config, output_dir / "trials", console, executor=executor,
+                                      force=force, description="tuning runs"))
+    trial_tables = iter(trial_tables_all)
     trial_reports: dict[str, list[dict[str, Any]]] = {}
     best: dict[str, int] = {}
     for name, fixed, _, _, distinct in solver_plans:
@@ -330,9 +357,11 @@ def tune(plan: TuningPlan, output_dir: str | os.PathLike, executor: Executor | N
     fresh_tables = iter(run_cells(fresh_cells, run_config, output_dir, console, executor=executor, force=force,
                                   description="fresh runs"))
 
+    trial_tables_by_solver = _by_solver(trial_tables_all)
     solver_reports: dict[str, Any] = {}
     for name, fixed, space, _, distinct in solver_plans:
-        fresh = score([next(fresh_tables) for _ in plan.fresh_seeds])
+        fresh_of_solver = [next(fresh_tables) for _ in plan.fresh_seeds]
+        fresh = score(fresh_of_solver)
         tuned_score = trial_reports[name][best[name]]
         solver_reports[name] = {
             "spec": format_spec(name, _plain(selected[name])),
@@ -346,6 +375,7 @@ def tune(plan: TuningPlan, output_dir: str | os.PathLike, executor: Executor | N
                                                          "n_reached", "n_runs")},
             "fresh_score": fresh,
             "trials": trial_reports[name],
+            "steps": step_paths(trial_tables_by_solver.get(name, []) + fresh_of_solver),
         }
 
     from .provenance import device_name

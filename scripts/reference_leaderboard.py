@@ -32,7 +32,7 @@ import leaderboard_table  # noqa: E402  (scripts/leaderboard_table.py)
 
 CONFIG = REPO / "reference-leaderboard.yml"
 REQUIRED = ("problems", "solvers", "n_trials", "tuning_seeds", "fresh_seeds", "max_time")
-OPTIONAL = ("n_evals", "dtype", "jobs", "threads", "timeout")
+OPTIONAL = ("n_evals", "dtype", "jobs", "threads", "timeout", "path")
 MIN_FRESH_SEEDS = 3
 
 

@@ -25,8 +25,12 @@ from .table import CLAIMS_FILE, clean, write_claims  # noqa: F401 - CLAIMS_FILE 
 
 
 
-def cells_of(claim: Claim) -> tuple[list[Cell], list[str], RunConfig]:
-    """The cells of a claim's experiment, the solver specification of each, and its run config."""
+def cells_of(claim: Claim, step_path: str = "auto") -> tuple[list[Cell], list[str], RunConfig]:
+    """The cells of a claim's experiment, the solver specification of each, and its run config.
+
+    `step_path` "auto" (default): a solver whose eager step is cheap runs on the fast path, one
+    cached build per solver and problem (`fast.py`); the claims judge iterates and oracle counts,
+    which the fast path does not change. "eager" turns it off."""
     e = claim.experiment
     problem, problem_params = parse_spec(e.problem)
     cells, specs = [], []
@@ -36,7 +40,7 @@ def cells_of(claim: Claim) -> tuple[list[Cell], list[str], RunConfig]:
             cells.append(Cell(problem, solver, problem_params, solver_params, seed))
             specs.append(spec)
     config = RunConfig(max_time=e.max_time, max_steps=e.max_steps, n_evals=e.n_evals, dtype=e.dtype,
-                       stop_at_target=e.stop_at_target)
+                       stop_at_target=e.stop_at_target, step_path=step_path)
     return cells, specs, config
 
 
@@ -61,12 +65,12 @@ def curves(claim: Claim, rows: pd.DataFrame) -> dict[str, list[list[list[float |
 
 
 def run_claim(claim: Claim, output_dir: str | Path, console: Console | None = None,
-              executor: Executor | None = None, force: bool = False) -> dict[str, Any]:
+              executor: Executor | None = None, force: bool = False, step_path: str = "auto") -> dict[str, Any]:
     """Run (or reuse) one claim's runs in OUTPUT_DIR and judge it; returns its claims-table entry.
     A claim whose experiment cannot be built here (a solver or a parameter that does not exist
     yet) is inconclusive, with the reason, and runs nothing."""
     start = time.perf_counter()
-    cells, specs, config = cells_of(claim)
+    cells, specs, config = cells_of(claim, step_path)
     entry = _entry(claim)
     try:
         validate_cells(cells, config)
@@ -88,12 +92,13 @@ def run_claim(claim: Claim, output_dir: str | Path, console: Console | None = No
 
 def run_claims(claims: list[Claim], output_dir: str | Path, console: Console | None = None,
                executor: Executor | None = None, force: bool = False,
-               on_claim: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+               on_claim: Callable[[dict[str, Any]], None] | None = None,
+               step_path: str = "auto") -> list[dict[str, Any]]:
     """Run and judge each claim in turn; the claims table is rewritten in OUTPUT_DIR after each
     one (entries of claims not run this time are kept). Returns this time's entries."""
     entries = []
     for claim in claims:
-        entry = run_claim(claim, output_dir, console, executor, force)
+        entry = run_claim(claim, output_dir, console, executor, force, step_path)
         entries.append(entry)
         write_claims(output_dir, entries)
         if on_claim:

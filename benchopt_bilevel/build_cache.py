@@ -1,0 +1,174 @@
+"""The on-disk cache of fast builds (`fast.py`): a library built once per (solver structure,
+problem, state shapes, dtype, code), reused by every seed, every tuning trial and every later run.
+
+Where: `$BENCHOPT_BILEVEL_CACHE`, else `~/.cache/benchopt-bilevel/builds`
+(`benchopt-bilevel cache` prints it, `benchopt-bilevel cache --clear` empties it).
+
+Key: sha256 of a JSON identity (`build_identity`): the solver's name and the parameters that
+shape its graph (`fast.static_identity`; its float hyperparameters are an input of the library,
+not part of the key), the problem's class and parameters (its data are constants of the
+library), the state's keys, shapes and dtypes in order, the dtype, the device, the torch version
+and a code hash. The code hash covers the sources of every `benchopt_bilevel/*.py`, the solver's
+module file and the problem's module file: any change to that code invalidates every entry
+(coarse on purpose: a stale library would silently run old arithmetic).
+
+Entry: `<key>.pt2` (the AOTInductor package) and `<key>.json` (identity, state keys in the
+library's order, build seconds, creation time). Parallel workers are safe: a build holds an
+exclusive `fcntl.flock` on `<key>.lock`, so a second worker asking for the same key waits and
+then finds the entry; files are written to a temp name in the cache directory and `os.replace`d
+(atomic), so a reader never sees half a library. An entry that is corrupt or fails to load is
+rebuilt, never an error.
+"""
+from __future__ import annotations
+
+import datetime
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .atomic import atomic_write
+
+CACHE_ENV = "BENCHOPT_BILEVEL_CACHE"
+DEFAULT_CACHE = Path("~/.cache/benchopt-bilevel/builds")
+ENGINE_DIR = Path(__file__).resolve().parent
+
+
+def cache_dir() -> Path:
+    """The cache directory: $BENCHOPT_BILEVEL_CACHE, else ~/.cache/benchopt-bilevel/builds."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+
+
+@functools.lru_cache(maxsize=None)
+def _hash_files(files: tuple[Path, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def code_hash(*classes: type) -> str:
+    """Hash of every `benchopt_bilevel/*.py` and of the files defining `classes` (solver, problem)."""
+    files = set(ENGINE_DIR.glob("*.py"))
+    for cls in classes:
+        module = sys.modules.get(cls.__module__)
+        if module is not None and getattr(module, "__file__", None):
+            files.add(Path(module.__file__).resolve())
+    return _hash_files(tuple(sorted(files)))
+
+
+def build_identity(solver: Any, problem: Any, state: dict[str, torch.Tensor], dtype: torch.dtype,
+                   device: torch.device) -> dict[str, Any]:
+    """What a fast build depends on (JSON-able); its sha256 is the cache key."""
+    from . import fast  # noqa: PLC0415 - fast imports the solver machinery
+
+    return {
+        "solver": getattr(solver, "name", None) or type(solver).__name__,
+        "solver_class": f"{type(solver).__module__}.{type(solver).__qualname__}",
+        "static": fast.static_identity(solver),
+        "problem": f"{type(problem).__module__}.{type(problem).__qualname__}",
+        "problem_params": problem.describe(),
+        "state": [[k, list(v.shape), str(v.dtype)] for k, v in state.items()],
+        "dtype": str(dtype),
+        "device": str(device),
+        "torch": torch.__version__,
+        "code": code_hash(type(solver), type(problem)),
+    }
+
+
+def cache_key(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical(identity).encode()).hexdigest()
+
+
+def _canonical(identity: dict[str, Any]) -> str:
+    # repr for what JSON cannot hold (tuples are lists, enums and paths their repr): stable per value.
+    return json.dumps(identity, sort_keys=True, default=repr)
+
+
+@dataclass
+class Loaded:
+    """A library ready to run, and whether it came from the cache."""
+
+    runner: Callable[[list[torch.Tensor]], list[torch.Tensor]]
+    keys: list[str]
+    hit: bool
+    build_seconds: float
+
+
+def _read_entry(directory: Path, key: str, identity: dict[str, Any],
+                load: Callable[[str], Any]) -> Loaded | None:
+    """The entry `key` loaded, or None if absent, corrupt, for another identity, or unloadable."""
+    package, meta = directory / f"{key}.pt2", directory / f"{key}.json"
+    if not (package.is_file() and meta.is_file()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        if info.get("identity") != json.loads(_canonical(identity)):
+            return None
+        return Loaded(load(str(package)), list(info["keys"]), True, float(info.get("build_seconds", float("nan"))))
+    except Exception:  # noqa: BLE001 - a corrupt entry is rebuilt, whatever is wrong with it
+        return None
+
+
+def get_or_build(identity: dict[str, Any], keys: list[str], build: Callable[[str], Any],
+                 load: Callable[[str], Any], directory: Path | None = None) -> Loaded:
+    """The library of `identity`: loaded from the cache, else built by `build(path)` (which writes
+    a package at `path`, a name ending in .pt2) and stored. `load(path)` turns a package into a
+    runner. Build errors propagate (the caller falls back to eager)."""
+    directory = directory or cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = cache_key(identity)
+    found = _read_entry(directory, key, identity, load)  # no lock on a hit: entries are replaced atomically
+    if found is not None:
+        return found
+    with open(directory / f"{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second worker waits here, then finds the entry
+        try:
+            found = _read_entry(directory, key, identity, load)
+            if found is not None:
+                return found
+            temporary = directory / f".{key}.{os.getpid()}.tmp.pt2"
+            try:
+                start = time.perf_counter()
+                build(str(temporary))
+                seconds = time.perf_counter() - start
+                os.replace(temporary, directory / f"{key}.pt2")
+            finally:
+                temporary.unlink(missing_ok=True)
+            info = {"identity": json.loads(_canonical(identity)), "keys": keys, "build_seconds": seconds,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            atomic_write(directory / f"{key}.json", json.dumps(info, indent=1, sort_keys=True).encode())
+            return Loaded(load(str(directory / f"{key}.pt2")), keys, False, seconds)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def cache_stats(directory: Path | None = None) -> dict[str, Any]:
+    """Path, total size in bytes and entry count (packages) of the cache."""
+    directory = directory or cache_dir()
+    files = [p for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
+    return {"path": str(directory), "bytes": sum(p.stat().st_size for p in files),
+            "entries": sum(1 for p in files if p.suffix == ".pt2" and not p.name.startswith("."))}
+
+
+def clear_cache(directory: Path | None = None) -> int:
+    """Empty the cache directory (kept, empty); the number of entries removed."""
+    directory = directory or cache_dir()
+    removed = cache_stats(directory)["entries"]
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    return removed
