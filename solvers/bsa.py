@@ -96,6 +96,10 @@ class BSA(Solver):
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio", "n_inner_steps": "n_inner_steps",
                         "n_hia_steps": "n_neumann_terms"}
     Params = BSAParams
+    # inner_growth chooses the graph: 0 runs the optimizer's fixed count in one call (AI-SARAH's
+    # only form), > 0 a loop whose trip count grows with k. It is not searched, so keeping it a
+    # constant of a fast build costs no rebuild across tuning trials.
+    static_params = ("inner_growth",)
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-1, 1e2),
                     "n_inner_steps": IntRange(1, 50), "n_neumann_terms": IntRange(1, 50),
                     "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}

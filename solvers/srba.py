@@ -16,7 +16,9 @@ with the problem. The projection of v on a ball used in the analysis is not appl
 does the authors' implementation).
 
 One solver step is one period, so that the restart is part of a fixed-cost pure step rather
-than a branch on a step counter; `period(facts)` counts the iterations of a period.
+than a branch on a step counter; `period(facts)` counts the iterations of a period. Its q − 1
+recursive iterations are a `linalg.repeat` loop: in a fast build q is a tensor computed from the
+period_frac input, so one build serves every period_frac.
 
 Oracle cost per step: 1 grad_inner_full, 1 hvp_full + 1 cross_full, 1 grad_outer_full, then
 2(q−1) grad_inner, 2(q−1) hvp + 2(q−1) cross, 2(q−1) grad_outer.
@@ -30,6 +32,7 @@ import torch
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.facts import ProblemFacts
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.params import reference
 from benchopt_bilevel.solver import LogUniform, Solver
 
@@ -45,9 +48,15 @@ class SRBAParams:
             raise ValueError(f"period_frac must be positive, got {self.period_frac}")
 
 
-def period_length(period_frac: float, facts: ProblemFacts) -> int:
-    """q: iterations per full-batch restart, a fraction of the inner and outer blocks (at least 1)."""
-    return max(1, int(period_frac * (facts.n_inner_batches + facts.n_outer_batches)))
+def period_length(period_frac: float | torch.Tensor, facts: ProblemFacts) -> int | torch.Tensor:
+    """q: iterations per full-batch restart, a fraction of the inner and outer blocks (at least 1).
+
+    A fast build's period_frac is a 0-dim tensor: q is then an int64 tensor, a loop's trip count,
+    so one build serves every period_frac of a tuning run."""
+    blocks = facts.n_inner_batches + facts.n_outer_batches
+    if isinstance(period_frac, torch.Tensor):
+        return torch.clamp(torch.floor(period_frac * blocks), min=1).to(torch.int64)
+    return max(1, int(period_frac * blocks))
 
 
 def directions(oracles, x, y, v, inner_batch, outer_batch):
@@ -55,6 +64,11 @@ def directions(oracles, x, y, v, inner_batch, outer_batch):
     grad_y_g, hvp, cross = oracles.grad_hvp_cross_inner(x, y, v, inner_batch)
     grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
     return grad_y_g, hvp + grad_y_f, cross + grad_x_f
+
+
+def advanced(x, y, v, d_y, d_v, d_x, rho, gamma):
+    """z⁺ = (x − γ d_x, y − ρ d_y, v − ρ d_v)."""
+    return x - gamma * d_x, y - rho * d_y, v - rho * d_v
 
 
 class SRBA(Solver):
@@ -71,7 +85,7 @@ class SRBA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "period_frac": LogUniform(0.1, 64.0)}
 
-    def period(self, facts: ProblemFacts) -> int:
+    def period(self, facts: ProblemFacts) -> int | torch.Tensor:
         return period_length(self.params.period_frac, facts)
 
     def oracle_cost(self, facts):
@@ -85,17 +99,21 @@ class SRBA(Solver):
     def step(self, oracles, state):
         rho = self.params.step_inner
         gamma = rho / self.params.outer_ratio
-        x, y, v, key = state["x"], state["y"], state["v"], state["key"]
-        d_y, d_v, d_x = directions(oracles, x, y, v, None, None)
-        hypergradient = d_x
-        x_new, y_new, v_new = x - gamma * d_x, y - rho * d_y, v - rho * d_v
-        for _ in range(self.period(oracles.facts) - 1):
+
+        def recursive_iteration(carry):
+            # z = (x, y, v) is the point of the last directions d; z⁺ = z − steps · d.
+            key, x, y, v, *d = carry
             key, k_inner, k_outer = rng.split(key, 3)
             i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
+            x_new, y_new, v_new = advanced(x, y, v, *d, rho, gamma)
             new = directions(oracles, x_new, y_new, v_new, i, j)
             old = directions(oracles, x, y, v, i, j)
-            d_y, d_v, d_x = (d + a - b for d, a, b in zip((d_y, d_v, d_x), new, old))
-            hypergradient = d_x
-            x, y, v = x_new, y_new, v_new
-            x_new, y_new, v_new = x - gamma * d_x, y - rho * d_y, v - rho * d_v
-        return {"x": x_new, "y": y_new, "v": v_new, "key": key, "hypergradient": hypergradient}
+            return (key, x_new, y_new, v_new, *(d_k + a - b for d_k, a, b in zip(d, new, old)))
+
+        x, y, v = state["x"], state["y"], state["v"]
+        restart = directions(oracles, x, y, v, None, None)
+        # q − 1 recursive iterations: a loop with a tensor trip count in a fast build
+        key, x, y, v, d_y, d_v, d_x = repeat(self.period(oracles.facts) - 1, recursive_iteration,
+                                             (state["key"], x, y, v, *restart))
+        x_new, y_new, v_new = advanced(x, y, v, d_y, d_v, d_x, rho, gamma)
+        return {"x": x_new, "y": y_new, "v": v_new, "key": key, "hypergradient": d_x}
