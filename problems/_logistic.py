@@ -118,6 +118,19 @@ def rows(samples: Tensor, batch: Tensor | None, block) -> Tensor:
     return block(samples, batch)
 
 
+def weighted_row_sum(weights: Tensor, r: Tensor) -> Tensor:
+    """Σ_i weights_i r_i over the rows r_i of a block (weights: (B,), r: (B, d)) -> (d,).
+
+    Eager, a matrix product: one call. Compiled (a fast build, torch.compile), a broadcast and a
+    sum instead: Inductor fuses it with the weights' computation into one reduction kernel, where
+    a (1, B) @ (B, d) product is an extern BLAS call, with its own dispatch and output buffer,
+    that costs more than its arithmetic at batch 64 (speed/profile_fast_step.py). The two differ
+    by float round-off (the order of the sum)."""
+    if torch.compiler.is_compiling():
+        return (weights[:, None] * r).sum(0)
+    return weights @ r
+
+
 def majority_accuracy(y_train: Tensor, y_test: Tensor, n_classes: int) -> float:
     """Test accuracy of always predicting the most frequent training class."""
     majority = torch.bincount(y_train, minlength=n_classes).argmax()

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from benchopt_bilevel.problem import HyperparameterBox
 
-from ._logistic import PenaltySelection, blocks, check_split_params, load_split, majority_accuracy, prepare_features, rows
+from ._logistic import (PenaltySelection, blocks, check_split_params, load_split, majority_accuracy,
+                        prepare_features, rows, weighted_row_sum)
 
 Tensor = torch.Tensor
 NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finite differences
@@ -118,20 +119,20 @@ class LogReg(PenaltySelection):
     # -- hand-derived oracles ---------------------------------------------------------------------
     def grad_inner_y(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         r = rows(self.train, batch, self.block)
-        return -(torch.sigmoid(-(r @ y)) @ r) / r.shape[0] + torch.exp(x) * y
+        return -weighted_row_sum(torch.sigmoid(-(r @ y)), r) / r.shape[0] + torch.exp(x) * y
 
     def grad_inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
         return 0.5 * torch.exp(x) * y * y, self.grad_inner_y(x, y, batch)
 
     def grad_outer(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
         r = rows(self.val, batch, self.block)
-        return torch.zeros_like(x), -(torch.sigmoid(-(r @ y)) @ r) / r.shape[0]
+        return torch.zeros_like(x), -weighted_row_sum(torch.sigmoid(-(r @ y)), r) / r.shape[0]
 
     def hvp_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
         r = rows(self.train, batch, self.block)
         z = r @ y
         weights = torch.sigmoid(z) * torch.sigmoid(-z)
-        return ((weights * (r @ v)) @ r) / r.shape[0] + torch.exp(x) * v
+        return weighted_row_sum(weights * (r @ v), r) / r.shape[0] + torch.exp(x) * v
 
     def cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
         return torch.exp(x) * y * v
@@ -146,8 +147,8 @@ class LogReg(PenaltySelection):
         r = rows(self.train, batch, self.block)
         z, penalty = r @ y, torch.exp(x)
         sigma_neg = torch.sigmoid(-z)
-        grad = -(sigma_neg @ r) / r.shape[0] + penalty * y
-        hvp = ((torch.sigmoid(z) * sigma_neg * (r @ v)) @ r) / r.shape[0] + penalty * v
+        grad = -weighted_row_sum(sigma_neg, r) / r.shape[0] + penalty * y
+        hvp = weighted_row_sum(torch.sigmoid(z) * sigma_neg * (r @ v), r) / r.shape[0] + penalty * v
         return grad, hvp, penalty * y * v
 
     # -- exact quantities (float64, full batch) ---------------------------------------------------

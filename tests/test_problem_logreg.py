@@ -66,6 +66,25 @@ def test_hand_oracles_match_autograd(problem, batch):
     assert_oracles_match_autograd(problem, *_point(problem), batch)
 
 
+@pytest.mark.parametrize("batch", [torch.tensor(3), None], ids=["block", "full"])
+def test_compiled_form_of_the_oracles_equals_the_eager_one(problem, batch, monkeypatch):
+    # Compiled, the weighted row sums are a broadcast and a sum (one fused reduction) instead of
+    # a matrix product, and a block is gathered by index_select: the same numbers up to round-off.
+    x, y, v, _ = _point(problem)
+
+    def oracles():
+        return (problem.grad_inner_y(x, y, batch), *problem.grad_outer(x, y, batch),
+                problem.hvp_inner(x, y, v, batch), *problem.grad_hvp_cross_inner(x, y, v, batch))
+
+    eager = oracles()
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    compiled = oracles()
+    for a, b in zip(compiled, eager):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert not torch.equal(compiled[0], problem.grad_inner_y(x, y + 1e-3, batch))  # not vacuous
+
+
 def test_exact_inner_solution_is_stationary(problem):
     x = _point(problem)[0]
     y_star = problem.y_star(x)

@@ -1,0 +1,184 @@
+"""Where a fast-path step's time goes: a solver on logreg (ijcnn1, batch 64, float32, one thread)
+exported as one while_loop (`benchopt_bilevel/fast.py`) and built with AOTInductor.
+
+    .venv/bin/python speed/profile_fast_step.py [--solver soba] [--variant full|sampling|oracles]
+                                                [--dump DIR] [--save PKG] [--threads 1]
+    .venv/bin/python speed/profile_fast_step.py --solver soba --compare A.pt2 B.pt2 ...
+
+prints the aten ops of the exported loop body, the kernels and extern calls of the generated C++
+(read from the built package; `--dump DIR` keeps its sources), and the library's µs per step.
+`--save` keeps the package; `--compare` times saved packages of one solver in one process, calls
+interleaved, so that a shared, loaded machine affects them alike (compare their ratios).
+`--variant sampling` keeps the batch draws and replaces the logistic oracles by a cheap stand-in
+that still reads the drawn batch (so nothing is dead code); `--variant oracles` keeps the oracles
+on a fixed batch (the keys are still split, the draws are not made). Comparing the three says
+how much of a step is sampling and how much the oracles.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchopt_bilevel import fast, rng  # noqa: E402
+from benchopt_bilevel.fixtures import build_problem  # noqa: E402
+from benchopt_bilevel.oracles import Oracles  # noqa: E402
+from benchopt_bilevel.registry import get_solver  # noqa: E402
+
+
+class OraclesOnFixedBatch(Oracles):
+    """The oracles on block 0 always: no draw is made (the experiment without sampling)."""
+
+    def sample_inner(self, key: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), dtype=torch.int64, device=key.device)
+
+    sample_outer = sample_inner
+
+
+class SamplingOnly(Oracles):
+    """Batch draws kept, oracles replaced by a few elementwise ops that read the drawn index."""
+
+    @staticmethod
+    def _stand_in(like: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        return like * 0.5 + batch.to(like.dtype) * 1e-6
+
+    def grad_hvp_cross_inner(self, x, y, v, batch):
+        return self._stand_in(y, batch), self._stand_in(v, batch), self._stand_in(x, batch)
+
+    def grad_outer(self, x, y, batch):
+        return self._stand_in(x, batch), self._stand_in(y, batch)
+
+    def grad_inner_y(self, x, y, batch):
+        return self._stand_in(y, batch)
+
+    def hvp_cross_inner(self, x, y, v, batch):
+        return self._stand_in(v, batch), self._stand_in(x, batch)
+
+
+VARIANTS = {"full": Oracles, "oracles": OraclesOnFixedBatch, "sampling": SamplingOnly}
+
+
+def loop_body_ops(program: torch.export.ExportedProgram) -> Counter[str]:
+    """aten ops inside the while_loop's body graph(s) of an exported program, by name."""
+    ops: Counter[str] = Counter()
+    for name, module in program.graph_module.named_modules():
+        if "body" not in name:
+            continue
+        for node in module.graph.nodes:
+            if node.op == "call_function" and hasattr(node.target, "_schema"):
+                ops[str(node.target).replace("aten.", "").split(".")[0]] += 1
+    return ops
+
+
+def generated_code_summary(package: str, dump: str | None) -> dict[str, int]:
+    """Kernels and calls of the C++ in a built package (the wrapper and its kernels)."""
+    source = ""
+    with zipfile.ZipFile(package) as archive:
+        for member in archive.namelist():
+            if member.endswith(".cpp"):
+                text = archive.read(member).decode()
+                source += text
+                if dump:
+                    target = Path(dump) / Path(member).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text)
+    return {
+        "kernel definitions (cpp_fused_*)": len(set(re.findall(r"void (cpp_fused_\w+)\(", source))),
+        "kernel calls": len(re.findall(r"^\s*cpp_fused_\w+\(", source, re.M)),
+        "extern mm/addmm/bmm calls": len(re.findall(r"aoti_torch_cpu_(?:mm|addmm|bmm|addmv|mv)\w*\(", source)),
+        "other aoti_torch_* calls": len(re.findall(r"aoti_torch_(?!cpu_(?:mm|addmm|bmm|addmv|mv))\w+\(", source)),
+        "empty_strided (allocations)": len(re.findall(r"empty_strided", source)),
+        "omp parallel regions": len(re.findall(r"#pragma omp parallel", source)),
+    }
+
+
+def per_step_us(chunk, state: dict, steps: int, repeats: int) -> float:
+    """Best µs per step over `repeats` calls of `steps` steps (each call continues the state)."""
+    best = float("inf")
+    state = chunk(state, steps)  # warm-up
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state = chunk(state, steps)
+        best = min(best, (time.perf_counter() - start) / steps * 1e6)
+    return best
+
+
+def compare(packages: list[str], solver, state: dict, steps: int, repeats: int) -> dict[str, float]:
+    """Best µs per step of each saved package, timed round-robin in one process."""
+    keys = list(state)
+    chunks = {path: fast.steps_function(fast.load_library(path), solver, keys) for path in packages}
+    states = {path: chunk(state, steps) for path, chunk in chunks.items()}  # warm-up
+    best = dict.fromkeys(packages, float("inf"))
+    for _ in range(repeats):
+        for path, chunk in chunks.items():
+            start = time.perf_counter()
+            states[path] = chunk(states[path], steps)
+            best[path] = min(best[path], (time.perf_counter() - start) / steps * 1e6)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--solver", default="soba")
+    parser.add_argument("--variant", default="full", choices=sorted(VARIANTS))
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads at build and run")
+    parser.add_argument("--steps", type=int, default=1024, help="steps per library call")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dump", default=None, help="a folder to write the generated C++ into")
+    parser.add_argument("--ops", action="store_true", help="list the loop body's ops by name")
+    parser.add_argument("--save", default=None, help="a path to keep the built package at")
+    parser.add_argument("--compare", nargs="+", default=None, help="saved packages to time")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    problem = build_problem("logreg", getattr(torch, args.dtype))
+    oracles = VARIANTS[args.variant](problem)
+    solver = get_solver(args.solver)()
+    with torch.no_grad():
+        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0))
+    state = {k: v.clone() for k, v in state.items()}
+    keys = list(state)
+    if args.compare:
+        for path, us in compare(args.compare, solver, state, args.steps, args.repeats).items():
+            print(f"{us:8.2f} µs/step  {path}")
+        return
+
+    start = time.perf_counter()
+    program = fast.export_steps(solver, oracles, state)
+    export_s = time.perf_counter() - start
+    ops = loop_body_ops(program)
+    print(f"{args.solver} on logreg ({args.variant}, {args.dtype}, {args.threads} thread(s))")
+    print(f"export {export_s:.1f} s; loop body: {sum(ops.values())} aten ops")
+    if args.ops:
+        for name, count in ops.most_common():
+            print(f"    {count:3d} {name}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        package = fast.build_library(program, f"{folder}/steps.pt2")
+        build_s = time.perf_counter() - start
+        runner = fast.load_library(package)
+        for what, count in generated_code_summary(package, args.dump).items():
+            print(f"    {what}: {count}")
+        if args.save:
+            shutil.copyfile(package, args.save)
+    print(f"build {build_s:.1f} s")
+
+    chunk = fast.steps_function(runner, solver, keys)
+    us = per_step_us(chunk, state, args.steps, args.repeats)
+    print(f"per step: {us:.2f} µs (best of {args.repeats} calls of {args.steps} steps)")
+
+
+if __name__ == "__main__":
+    main()
