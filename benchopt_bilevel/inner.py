@@ -1,13 +1,16 @@
 """Inner optimizers shared by the two-loop methods: pure functions of (oracles, x, y, key).
 
 Each returns the new y (and the new key for stochastic ones); each step is one `grad_inner`
-oracle call, projected on the feasible set when the lower level is constrained.
+oracle call, projected on the feasible set when the lower level is constrained. The fixed-count
+loops are `linalg.repeat`: a while_loop in a compiled or exported step (one body in the graph
+whatever T), a Python loop eager.
 """
 from __future__ import annotations
 
 import torch
 
 from . import rng
+from .linalg import repeat
 from .oracles import Oracles
 
 Tensor = torch.Tensor
@@ -16,9 +19,11 @@ Tensor = torch.Tensor
 def gradient_descent(oracles: Oracles, x: Tensor, y: Tensor, n_steps: int, step: float,
                      batch: Tensor | None = None) -> Tensor:
     """n_steps of y ← Π(y − step ∇_y g(x, y; batch)); full batch when batch is None."""
-    for _ in range(n_steps):
-        y = oracles.project_y(y - step * oracles.grad_inner_y(x, y, batch))
-    return y
+    def one_step(carry: tuple[Tensor]) -> tuple[Tensor]:
+        (y,) = carry
+        return (oracles.project_y(y - step * oracles.grad_inner_y(x, y, batch)),)
+
+    return repeat(n_steps, one_step, (y,))[0]
 
 
 def gradient_descent_path(oracles: Oracles, x: Tensor, y: Tensor, n_steps: int, step: float,
@@ -32,8 +37,11 @@ def gradient_descent_path(oracles: Oracles, x: Tensor, y: Tensor, n_steps: int, 
 
 def sgd(oracles: Oracles, x: Tensor, y: Tensor, key: Tensor, n_steps: int, step: float) -> tuple[Tensor, Tensor]:
     """n_steps of y ← Π(y − step ∇_y g(x, y; B)), a fresh inner mini-batch B per step."""
-    for _ in range(n_steps):
+    def one_step(carry: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        y, key = carry
         key, sample_key = rng.split(key)
         batch = oracles.sample_inner(sample_key)
-        y = oracles.project_y(y - step * oracles.grad_inner_y(x, y, batch))
+        return oracles.project_y(y - step * oracles.grad_inner_y(x, y, batch)), key
+
+    y, key = repeat(n_steps, one_step, (y, key))
     return y, key

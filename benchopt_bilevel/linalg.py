@@ -64,6 +64,38 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
+# -- loops ----------------------------------------------------------------------------------------
+Carry = tuple[Tensor, ...]
+
+
+def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) -> Carry:
+    """`body` applied `count` times to `carry` (count: an int or a 0-dim integer tensor).
+
+    Compiled or exported it is torch's `while_loop`: the graph holds one body whatever the count
+    (an unrolled loop of T bodies costs T times the export and build time, and the count could
+    not be data). Eager it is a Python loop, so the eager numbers and the oracle counts are those
+    of a plain loop; a tensor count costs one read of a scalar (a device sync on a GPU): eager
+    `while_loop` would compile its body, and the oracles do not count calls made while compiling.
+    `body` must return tensors of the carry's shapes and dtypes; an input returned as is is
+    copied (while_loop rejects outputs that alias inputs).
+    """
+    carry = tuple(carry)
+    if isinstance(count, int) and count <= 1 or not torch.compiler.is_compiling():
+        for _ in range(count if isinstance(count, int) else int(count)):
+            carry = tuple(body(carry))
+        return carry
+    if isinstance(count, int):  # a constant of the graph; on the host, as the runner's own count
+        count = torch.tensor(count, dtype=torch.int64)
+    from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
+
+    def step(i: Tensor, *inputs: Tensor) -> Carry:
+        outputs = tuple(body(inputs))
+        return (i + 1, *(o.clone() if any(o is c for c in inputs) else o for o in outputs))
+
+    _, *carry = while_loop(lambda i, *_: i < count, step, (torch.zeros_like(count), *carry))
+    return tuple(carry)
+
+
 # -- conjugate gradient -------------------------------------------------------------------------
 def conjugate_gradient(
     matvec: Matvec, b: Tensor, *, v0: Tensor | None = None, maxiter: int = 10, tol: float = 0.0,
@@ -79,27 +111,31 @@ def conjugate_gradient(
     """
     v = torch.zeros_like(b) if v0 is None else v0
     r = b - matvec(v) if v0 is not None else b.clone()
-    p = r
-    rs = _dot(r, r)
     threshold = torch.clamp(tol * torch.linalg.vector_norm(b), min=atol) ** 2
     tiny = torch.finfo(b.dtype).tiny
-    alive = torch.ones((), dtype=torch.bool, device=b.device)  # no negative curvature met yet
-    for _ in range(maxiter):
-        converging = rs > threshold
-        if early_exit and not bool(converging):
-            break
+
+    def iteration(carry: Carry) -> Carry:
+        v, r, p, rs, alive = carry
         ap = matvec(p)
         curvature = _dot(p, ap)
         if stop_at_negative_curvature:
             alive = alive & (curvature > 0)
-        active = (converging & alive).to(b.dtype)  # frozen once converged (or curvature lost)
+        active = ((rs > threshold) & alive).to(b.dtype)  # frozen once converged (or curvature lost)
         alpha = active * rs / torch.where(curvature > 0, curvature, torch.ones_like(curvature))
-        v = v + alpha * p
-        r = r - alpha * ap
-        rs_new = _dot(r, r)
+        r_new = r - alpha * ap
+        rs_new = _dot(r_new, r_new)
         beta = rs_new / torch.clamp(rs, min=tiny)
-        p = r + active * beta * p
-        rs = rs_new
+        return v + alpha * p, r_new, r_new + active * beta * p, rs_new, alive
+
+    # alive: no negative curvature met yet
+    carry = (v, r, r, _dot(r, r), torch.ones((), dtype=torch.bool, device=b.device))
+    if not early_exit:
+        return repeat(maxiter, iteration, carry)[0]
+    for _ in range(maxiter):  # on the host: a branch on the residual
+        if not bool(carry[3] > threshold):
+            break
+        carry = iteration(carry)
+    return carry[0]
     return v
 
 
@@ -113,45 +149,28 @@ def neumann(
     Converges when step < 2 / λ_max(A). A warm start is not meaningful for a series; `v0` is
     accepted for the common signature and ignored.
     """
-    term = step * b
-    v = term
-    for _ in range(maxiter):
-        term = term - step * matvec(term)
-        v = v + term
-    return v
+    def term(carry: Carry) -> Carry:
+        previous, v = carry
+        following = previous - step * matvec(previous)
+        return following, v + following
+
+    return repeat(maxiter, term, (step * b, step * b))[1]
 
 
 def stochastic_neumann(matvec: SampledMatvec, b: list[Tensor], *, key: Tensor, maxiter: int,
                        step: float) -> tuple[list[Tensor], Tensor]:
     """η Σ_{k=0}^{maxiter} Π_{j≤k} (I − η A_{B_j}) b for every b, a fresh batch B_j per term
     shared by all of them; returns the estimates and the new key."""
-    terms, sums = list(b), list(b)
-    for _ in range(maxiter):
+    count = len(b)
+
+    def term(carry: Carry) -> Carry:
+        key, terms, sums = carry[0], carry[1:1 + count], carry[1 + count:]
         key, k_matvec = rng.split(key)
-        terms = [w - step * a for w, a in zip(terms, matvec(terms, k_matvec))]
-        sums = [s + w for s, w in zip(sums, terms)]
-    return [step * s for s in sums], key
+        terms = [w - step * a for w, a in zip(terms, matvec(list(terms), k_matvec))]
+        return (key, *terms, *[s + w for s, w in zip(sums, terms)])
 
-
-def repeat(count: Tensor, body: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]],
-           carry: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """`body` applied `count` times to `carry` (count: a 0-dim integer tensor): a loop whose trip
-    count is data, at the cost of `count` bodies.
-
-    Compiled or exported it is torch's `while_loop`, one graph whatever the count. Eager it is a
-    Python loop of int(count) iterations (one read of a scalar; a device sync on a GPU): eager
-    `while_loop` would compile its body, and the oracles do not count calls made while compiling.
-    `body` must return new tensors of the carry's shapes and dtypes (none of its inputs as is).
-    """
-    if torch.compiler.is_compiling():
-        from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
-
-        _, *carry = while_loop(lambda i, *_: i < count, lambda i, *c: (i + 1, *body(tuple(c))),
-                               (torch.zeros_like(count), *carry))
-        return tuple(carry)
-    for _ in range(int(count)):
-        carry = body(carry)
-    return carry
+    key, *rest = repeat(maxiter, term, (key, *b, *b))
+    return [step * s for s in rest[count:]], key
 
 
 def random_neumann_product(matvec: SampledMatvec, b: list[Tensor], *, key: Tensor, n_terms: int,
@@ -183,11 +202,14 @@ def fixed_point(
     """
     v = torch.zeros_like(b) if v0 is None else v0
     threshold = tol * torch.linalg.vector_norm(b)
-    for _ in range(maxiter):
+
+    def iteration(carry: Carry) -> Carry:
+        (v,) = carry
         residual = matvec(v) - b
         active = (torch.linalg.vector_norm(residual) > threshold).to(b.dtype)
-        v = v - active * step * residual
-    return v
+        return (v - active * step * residual,)
+
+    return repeat(maxiter, iteration, (v,))[0]
 
 
 # -- Lanczos, one step at a time ----------------------------------------------------------------
@@ -275,6 +297,18 @@ def lanczos_coefficients(basis: Basis, r: Tensor) -> Tensor:
     return torch.linalg.solve(tridiagonal(basis), rhs)
 
 
+def _extended(matvec: Matvec, basis: Basis, count: int, shape: torch.Size) -> Basis:
+    """The basis after `count` extensions (one matvec each), as one loop."""
+    names = list(basis)
+
+    def extend(carry: Carry) -> Carry:
+        basis = dict(zip(names, carry))
+        basis = lanczos_extend(basis, matvec(basis["q"].reshape(shape)))
+        return tuple(basis[name] for name in names)
+
+    return dict(zip(names, repeat(count, extend, tuple(basis[name] for name in names))))
+
+
 def lanczos(
     matvec: Matvec, b: Tensor, *, v0: Tensor | None = None, maxiter: int = 10, tol: float = 0.0,
     step: float = 1.0,
@@ -286,9 +320,7 @@ def lanczos(
     """
     v = torch.zeros_like(b) if v0 is None else v0
     r = b - matvec(v) if v0 is not None else b
-    basis = lanczos_start(r, maxiter, tol=tol)
-    for _ in range(maxiter):
-        basis = lanczos_extend(basis, matvec(basis["q"].reshape(b.shape)))
+    basis = _extended(matvec, lanczos_start(r, maxiter, tol=tol), maxiter, b.shape)
     # Right-hand side Q r0 = ‖r0‖ e₁: exact in exact arithmetic, and unlike the explicit product it
     # keeps the CG equivalence once round-off has cost the basis its orthogonality (float32).
     e1 = (torch.arange(maxiter, device=b.device) == 0).to(b.dtype)
@@ -298,9 +330,7 @@ def lanczos(
 
 def lanczos_tridiagonal(matvec: Matvec, b: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """(Q, T, ‖b‖) after k Lanczos steps from b: Q (k, n) orthonormal rows, T = Q A Qᵀ tridiagonal."""
-    basis = lanczos_start(b, k)
-    for _ in range(k):
-        basis = lanczos_extend(basis, matvec(basis["q"].reshape(b.shape)))
+    basis = _extended(matvec, lanczos_start(b, k), k, b.shape)
     return basis["Q"], tridiagonal(basis), torch.linalg.vector_norm(b)
 
 
@@ -357,7 +387,9 @@ def subspace(
         v = v0.reshape(-1)
         av = matvec(v0).reshape(-1)
     threshold = tol * torch.linalg.vector_norm(b)
-    for _ in range(maxiter - 1):
+
+    def iteration(carry: Carry) -> Carry:
+        v, av = carry
         # Second direction: the gradient step from v (orthogonalized against b's direction).
         d = v - step * (av - b)
         W = orthonormal_rows(torch.stack([w1, d]))
@@ -365,9 +397,9 @@ def subspace(
         AW = torch.stack([ab1, aw2])
         c = galerkin_coefficients(W, AW, b)
         active = (torch.linalg.vector_norm(av - b) > threshold).to(b.dtype)
-        v = active * (W.T @ c) + (1 - active) * v
-        av = active * (AW.T @ c) + (1 - active) * av
-    return v.reshape(shape)
+        return active * (W.T @ c) + (1 - active) * v, active * (AW.T @ c) + (1 - active) * av
+
+    return repeat(maxiter - 1, iteration, (v, av))[0].reshape(shape)
 
 
 # -- the interchangeable solvers of the AID family ----------------------------------------------

@@ -66,6 +66,7 @@ import torch
 
 from . import inner, rng
 from .errors import UserError
+from .linalg import repeat
 from .oracles import Oracles
 
 Tensor = torch.Tensor
@@ -84,28 +85,36 @@ def ai_sarah(oracles: Oracles, x: Tensor, y: Tensor, key: Tensor, n_steps: int, 
              *, n_epochs: int = 1, stop_ratio: float = 1 / 32, smoothing: float = 0.999,
              full_batch: bool = False) -> tuple[Tensor, Tensor]:
     """`n_epochs` AI-SARAH epochs of at most `n_steps` iterations; `step` caps the adaptive step."""
-    inverse_max = None  # 1 / α_max, smoothed over every iteration of the call
+    tiny = torch.finfo(y.dtype).tiny
+
+    def iteration(carry: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        y, u, key, inverse_max, started, active, threshold = carry
+        batch, key = _draw(oracles, key, full_batch)
+        hvp = oracles.hvp_inner(x, y, u, batch)
+        curvature = torch.sum(u * hvp)
+        alpha_newton = torch.clamp(curvature / torch.clamp(torch.sum(hvp * hvp), min=tiny), min=tiny)
+        inverse = 1 / alpha_newton
+        # The first iteration of the call sets 1 / α_max; later ones smooth it (while active).
+        smoothed = torch.where(started, smoothing * inverse_max + (1 - smoothing) * inverse, inverse)
+        inverse_max = torch.where(active, smoothed, inverse_max)
+        alpha = torch.clamp(torch.minimum(alpha_newton, 1 / inverse_max), max=step)
+        y_new = y - alpha * u
+        if full_batch:  # the recursion would give ∇_y g(x, y_new) itself, at twice the cost
+            u_new = oracles.grad_inner_y(x, y_new, None)
+        else:
+            u_new = oracles.grad_inner_y(x, y_new, batch) - oracles.grad_inner_y(x, y, batch) + u
+        y, u = torch.where(active, y_new, y), torch.where(active, u_new, u)
+        active = active & (torch.sum(u * u) >= threshold)
+        return y, u, key, inverse_max, torch.ones_like(started), active, threshold
+
+    inverse_max = y.new_ones(())  # 1 / α_max, smoothed over every iteration of the call
+    started = torch.zeros((), dtype=torch.bool, device=y.device)
     for _ in range(n_epochs):
         u = oracles.grad_inner_y(x, y, None)
         threshold = stop_ratio * torch.sum(u * u)
         active = torch.ones((), dtype=torch.bool, device=y.device)
-        for _ in range(n_steps):
-            batch, key = _draw(oracles, key, full_batch)
-            hvp = oracles.hvp_inner(x, y, u, batch)
-            curvature = torch.sum(u * hvp)
-            alpha_newton = curvature / torch.clamp(torch.sum(hvp * hvp), min=torch.finfo(y.dtype).tiny)
-            alpha_newton = torch.clamp(alpha_newton, min=torch.finfo(y.dtype).tiny)
-            inverse = 1 / alpha_newton
-            inverse_max = inverse if inverse_max is None else torch.where(
-                active, smoothing * inverse_max + (1 - smoothing) * inverse, inverse_max)
-            alpha = torch.clamp(torch.minimum(alpha_newton, 1 / inverse_max), max=step)
-            y_new = y - alpha * u
-            if full_batch:  # the recursion would give ∇_y g(x, y_new) itself, at twice the cost
-                u_new = oracles.grad_inner_y(x, y_new, None)
-            else:
-                u_new = oracles.grad_inner_y(x, y_new, batch) - oracles.grad_inner_y(x, y, batch) + u
-            y, u = torch.where(active, y_new, y), torch.where(active, u_new, u)
-            active = active & (torch.sum(u * u) >= threshold)
+        y, _, key, inverse_max, started, _, _ = repeat(
+            n_steps, iteration, (y, u, key, inverse_max, started, active, threshold))
     return y, key
 
 
@@ -129,9 +138,11 @@ def srkc(oracles: Oracles, x: Tensor, y: Tensor, key: Tensor, n_steps: int, step
          *, n_stages: int = 5, damping: float = 0.5, full_batch: bool = False) -> tuple[Tensor, Tensor]:
     """`n_steps` SRKC steps of size h = `step`, s = `n_stages` mini-batch gradients each."""
     c = chebyshev_coefficients(n_stages, damping)
-    for _ in range(n_steps):
+
+    def one_step(carry: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        y, key = carry
         previous, current = y, y
-        for j in range(n_stages):
+        for j in range(n_stages):  # unrolled: s stages, each with its own coefficients
             batch, key = _draw(oracles, key, full_batch)
             gradient = oracles.grad_inner_y(x, current, batch)
             if j == 0:
@@ -139,7 +150,9 @@ def srkc(oracles: Oracles, x: Tensor, y: Tensor, key: Tensor, n_steps: int, step
             else:
                 following = c["nu"][j] * current + c["kappa"][j] * previous - step * c["mu"][j] * gradient
             previous, current = current, following
-        y = oracles.project_y(current)
+        return oracles.project_y(current), key
+
+    y, key = repeat(n_steps, one_step, (y, key))
     return y, key
 
 

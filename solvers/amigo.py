@@ -26,7 +26,7 @@ import torch
 
 from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
-from benchopt_bilevel.linalg import conjugate_gradient
+from benchopt_bilevel.linalg import conjugate_gradient, repeat
 from benchopt_bilevel.params import paper, reference
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
@@ -93,9 +93,12 @@ class AmIGO(Solver):
             batch = oracles.sample_inner(k_cg)
             v = conjugate_gradient(hessian_matvec(oracles, x, y, batch), grad_y_f, v0=v, maxiter=p.n_linear_steps)
         else:
-            for _ in range(p.n_linear_steps):
+            def linear_sgd_step(carry):
+                v, key = carry
                 key, k_hvp = rng.split(key)
-                v = v - p.step_inner * (oracles.hvp_inner(x, y, v, oracles.sample_inner(k_hvp)) - grad_y_f)
+                return v - p.step_inner * (oracles.hvp_inner(x, y, v, oracles.sample_inner(k_hvp)) - grad_y_f), key
+
+            v, key = repeat(p.n_linear_steps, linear_sgd_step, (v, key))
         hypergradient = implicit_hypergradient(oracles, x, y, v, oracles.sample_inner(k_cross), grad_x_f)
         return {"x": x - p.step_inner / p.outer_ratio * hypergradient, "y": y, "v": v, "y_start": state["y_start"],
                 "key": key, "hypergradient": hypergradient}

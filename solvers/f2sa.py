@@ -28,6 +28,7 @@ import torch
 
 from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.errors import UserError
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.params import ours, paper, reference
 from benchopt_bilevel.solver import Choice, LogUniform, Solver
 
@@ -66,11 +67,14 @@ def schedule(p: F2SAParams, k: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def penalized_sgd(oracles, x: Tensor, y: Tensor, key: Tensor, n_steps: int, step: Tensor,
                   lam: Tensor) -> tuple[Tensor, Tensor]:
     """n_steps of y ← Π(y − step (∇_y f(x, y; B') + λ ∇_y g(x, y; B))), B' and B drawn apart."""
-    for _ in range(n_steps):
+    def one_step(carry: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        y, key = carry
         key, k_outer, k_inner = rng.split(key, 3)
         direction = (oracles.grad_outer_y(x, y, oracles.sample_outer(k_outer))
                      + lam * oracles.grad_inner_y(x, y, oracles.sample_inner(k_inner)))
-        y = oracles.project_y(y - step * direction)
+        return oracles.project_y(y - step * direction), key
+
+    y, key = repeat(n_steps, one_step, (y, key))
     return y, key
 
 
