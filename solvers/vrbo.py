@@ -27,10 +27,12 @@ NeurIPS 2021, arXiv 2106.04692.
 """
 from dataclasses import dataclass
 
+import torch
+
 from benchopt_bilevel import rng
 from benchopt_bilevel.facts import ProblemFacts
 from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient, sampled_hessian_matvec
-from benchopt_bilevel.linalg import neumann, stochastic_neumann
+from benchopt_bilevel.linalg import neumann, repeat, stochastic_neumann
 from benchopt_bilevel.params import reference
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
@@ -49,9 +51,21 @@ class VRBOParams:
             raise ValueError("need n_inner_steps >= 1, n_neumann_steps >= 0 and period_frac > 0")
 
 
-def period_length(period_frac: float, facts: ProblemFacts) -> int:
-    """q: outer iterations per large-batch restart, a fraction of the inner and outer blocks (at least 1)."""
-    return max(1, int(period_frac * (facts.n_inner_batches + facts.n_outer_batches)))
+def period_length(period_frac: float | torch.Tensor, facts: ProblemFacts) -> int | torch.Tensor:
+    """q: outer iterations per large-batch restart, a fraction of the inner and outer blocks (at least 1).
+
+    A fast build's period_frac is a 0-dim tensor: q is then an int64 tensor, a loop's trip count,
+    so one build serves every period_frac of a tuning run."""
+    blocks = facts.n_inner_batches + facts.n_outer_batches
+    if isinstance(period_frac, torch.Tensor):
+        return torch.clamp(torch.floor(period_frac * blocks), min=1).to(torch.int64)
+    return max(1, int(period_frac * blocks))
+
+
+def distinct(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` eager (free); a copy when traced, where a loop body (`torch.while_loop`) may not
+    return one tensor as two outputs."""
+    return tensor.clone() if torch.compiler.is_compiling() else tensor
 
 
 class VRBO(Solver):
@@ -73,7 +87,7 @@ class VRBO(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "n_inner_steps": IntRange(1, 20), "period_frac": LogUniform(0.01, 8.0)}
 
-    def period(self, facts: ProblemFacts) -> int:
+    def period(self, facts: ProblemFacts) -> int | torch.Tensor:
         return period_length(self.params.period_frac, facts)
 
     def oracle_cost(self, facts):
@@ -85,28 +99,32 @@ class VRBO(Solver):
     def step(self, oracles, state):
         p = self.params
         beta, alpha = p.step_inner, p.step_inner / p.outer_ratio
-        x, y, key = state["x"], state["y"], state["key"]
+        x, y = state["x"], state["y"]
+
+        def inner_iteration(carry):
+            # (x̄, ȳ): where (u, w) were last valid; x is the period iteration's outer point.
+            key, x, x_bar, y_bar, y, u, w = carry
+            key, k_inner, k_outer = rng.split(key, 3)
+            i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
+            u = u + oracles.grad_inner_y(x, y, i) - oracles.grad_inner_y(x_bar, y_bar, i)
+            grad_x_f, grad_y_f = oracles.grad_outer(x, y, j)
+            grad_x_f_bar, grad_y_f_bar = oracles.grad_outer(x_bar, y_bar, j)
+            (v, v_bar), key = stochastic_neumann(sampled_hessian_matvec(oracles, [(x, y), (x_bar, y_bar)]),
+                                                 [grad_y_f, grad_y_f_bar], key=key, maxiter=p.n_neumann_steps,
+                                                 step=beta)
+            w = (w + implicit_hypergradient(oracles, x, y, v, i, grad_x_f)
+                 - implicit_hypergradient(oracles, x_bar, y_bar, v_bar, i, grad_x_f_bar))
+            return key, x, distinct(x), y, y - beta * u, u, w
+
+        def outer_iteration(carry):
+            key, x, x_bar, y_bar, y, u, w = carry
+            return repeat(p.n_inner_steps, inner_iteration, (key, x - alpha * w, x_bar, y_bar, y, u, w))
 
         u = oracles.grad_inner_y(x, y, None)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
         v = neumann(hessian_matvec(oracles, x, y, None), grad_y_f, maxiter=p.n_neumann_steps, step=beta)
         w = implicit_hypergradient(oracles, x, y, v, None, grad_x_f)
-        hypergradient = w
-        x_bar, y_bar = x, y
-        for _ in range(self.period(oracles.facts)):
-            x = x - alpha * w
-            for _ in range(p.n_inner_steps):
-                key, k_inner, k_outer = rng.split(key, 3)
-                i, j = oracles.sample_inner(k_inner), oracles.sample_outer(k_outer)
-                u = u + oracles.grad_inner_y(x, y, i) - oracles.grad_inner_y(x_bar, y_bar, i)
-                grad_x_f, grad_y_f = oracles.grad_outer(x, y, j)
-                grad_x_f_bar, grad_y_f_bar = oracles.grad_outer(x_bar, y_bar, j)
-                (v, v_bar), key = stochastic_neumann(sampled_hessian_matvec(oracles, [(x, y), (x_bar, y_bar)]),
-                                                     [grad_y_f, grad_y_f_bar], key=key, maxiter=p.n_neumann_steps,
-                                                     step=beta)
-                w = (w + implicit_hypergradient(oracles, x, y, v, i, grad_x_f)
-                     - implicit_hypergradient(oracles, x_bar, y_bar, v_bar, i, grad_x_f_bar))
-                hypergradient = w
-                x_bar, y_bar = x, y
-                y = y - beta * u
-        return {"x": x, "y": y, "key": key, "hypergradient": hypergradient}
+        # q outer iterations: a loop with a tensor trip count in a fast build
+        key, x, _, _, y, _, w = repeat(self.period(oracles.facts), outer_iteration,
+                                       (state["key"], x, x, y, y, u, w))
+        return {"x": x, "y": y, "key": key, "hypergradient": w}
