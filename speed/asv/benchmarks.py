@@ -137,3 +137,59 @@ class Scale:
         return figures[operation]["peak_bytes"]
 
     track_peak_memory.unit = "bytes"
+
+
+class FastStep:
+    """SOBA's fast path on logreg (ijcnn1, batch 64, float32, one thread): the exported loop of
+    `benchopt_bilevel/fast.py`, built with AOTInductor once in setup_cache (the build, a minute,
+    is not timed), timed in calls of CHUNK steps (the JAX reference's epochs are 128 steps).
+    speed/test_bench_fast.py puts these figures next to JAX's and the build times."""
+
+    CHUNK = 128
+    timeout = 900
+
+    def setup_cache(self):
+        import tempfile  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        from benchopt_bilevel import fast  # noqa: PLC0415
+
+        torch.set_num_threads(1)
+        solver, oracles, state = self._soba_on_ijcnn1()
+        package = str(Path(tempfile.mkdtemp(prefix="benchopt-bilevel-asv-fast-")) / "soba.pt2")
+        fast.build_library(fast.export_steps(solver, oracles, state), package)
+        return package
+
+    @staticmethod
+    def _soba_on_ijcnn1():
+        from benchopt_bilevel.fixtures import build_problem  # noqa: PLC0415
+
+        problem = build_problem("logreg", torch.float32)
+        oracles, solver = Oracles(problem), get_solver("soba")()
+        with torch.no_grad():
+            state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0))
+        return solver, oracles, {k: v.clone() for k, v in state.items()}
+
+    def setup(self, package):
+        from benchopt_bilevel import fast  # noqa: PLC0415
+
+        torch.set_num_threads(1)
+        solver, _, self.state = self._soba_on_ijcnn1()
+        self.chunk = fast.steps_function(fast.load_library(package), solver, list(self.state))
+        self.state = self.chunk(self.state, self.CHUNK)  # first call: loads, allocates
+
+    def time_chunk_of_128_steps(self, package):
+        self.state = self.chunk(self.state, self.CHUNK)
+
+    def track_us_per_step(self, package):
+        """Best of 20 calls of CHUNK steps, in µs per step (asv's time_ figure is per call)."""
+        import time  # noqa: PLC0415
+
+        best = math.inf
+        for _ in range(20):
+            start = time.perf_counter()
+            self.state = self.chunk(self.state, self.CHUNK)
+            best = min(best, time.perf_counter() - start)
+        return best / self.CHUNK * 1e6
+
+    track_us_per_step.unit = "µs"
