@@ -1,0 +1,206 @@
+"""The fast path in the runner: the same iterates as eager, one build per solver structure shared by
+seeds and step sizes through the build cache, the eager fallback, the auto rule, `run --fast`.
+
+SOBA's library is built once per test session (about a minute on a 2-core CPU) into a cache
+directory of the session; every other test reuses it (a hit).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from benchopt_bilevel import build_cache, cells, fast, rng
+from benchopt_bilevel.cells import Cell, RunConfig, validate
+from benchopt_bilevel.chunks import FastChunk, make_chunk
+from benchopt_bilevel.cli import main
+from benchopt_bilevel.fixtures import WELL_CONDITIONED, build_quadratic
+from benchopt_bilevel.oracles import Oracles
+from benchopt_bilevel.registry import get_solver
+from benchopt_bilevel.results import load_results
+from benchopt_bilevel.runner import _run, run_cell
+
+STEPS = 50
+QUADRATIC_SPEC = "quadratic[" + ",".join(f"{k}={v}" for k, v in WELL_CONDITIONED.items()) + "]"
+
+
+def _config(**overrides) -> RunConfig:
+    return RunConfig(**{"max_steps": STEPS, "n_evals": 6, "dtype": "float64", "step_path": "fast", **overrides})
+
+
+def _cell(solver: str = "soba", seed: int = 0, **params) -> Cell:
+    return Cell("quadratic", solver, dict(WELL_CONDITIONED), params, seed)
+
+
+@pytest.fixture(scope="session")
+def soba_build(tmp_path_factory):
+    """A session's build cache holding SOBA's library for the float64 quadratic, and the rows of
+    the run that built it."""
+    directory = tmp_path_factory.mktemp("builds")
+    previous = os.environ.get(build_cache.CACHE_ENV)
+    os.environ[build_cache.CACHE_ENV] = str(directory)
+    try:
+        rows = run_cell(_cell(), _config())
+        yield directory, rows
+    finally:
+        if previous is None:
+            os.environ.pop(build_cache.CACHE_ENV, None)
+        else:
+            os.environ[build_cache.CACHE_ENV] = previous
+
+
+def _initial_state(solver, oracles, problem, seed: int = 3):
+    with torch.no_grad():
+        state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(seed))
+    return {k: v.clone() for k, v in state.items()}
+
+
+def _max_difference(a, b) -> float:
+    return max(float((a[k] - b[k]).abs().max()) for k in a if a[k].is_floating_point())
+
+
+def test_first_run_builds_and_records_it(soba_build):
+    _, rows = soba_build
+    assert (rows["status"] == "ok").all() and (rows["path"] == "fast").all()
+    assert not rows["build_cache_hit"].iloc[-1] and rows["message"].iloc[-1] == ""
+    assert rows["step"].iloc[-1] == STEPS
+
+
+def test_fast_rows_equal_eager_rows(soba_build):
+    """Same evaluation points, same objective values (float64, within 1e-12), same oracle counts
+    (fast rows count the solver's declared cost, eager rows the calls made)."""
+    _, fast_rows = soba_build
+    eager_rows = run_cell(_cell(), _config(step_path="eager"))
+    assert (eager_rows["path"] == "eager").all() and eager_rows["build_cache_hit"].isna().all()
+    assert list(fast_rows["step"]) == list(eager_rows["step"])
+    values = [c for c in fast_rows if c.startswith("objective_") and c != "objective_name"]
+    assert values
+    for column in values:
+        assert (fast_rows[column] - eager_rows[column]).abs().max() <= 1e-12 * max(1.0, eager_rows[column].abs().max())
+    assert list(fast_rows["oracle_total"]) == list(eager_rows["oracle_total"])
+
+
+def test_fast_chunk_iterates_equal_eager_steps(soba_build):
+    """The library's iterates after 13 + 24 steps in two calls equal 37 eager steps (float64)."""
+    directory, _ = soba_build
+    problem = build_quadratic()
+    solver = get_solver("soba")(step_inner=0.05)
+    oracles = Oracles(problem)
+    state = _initial_state(solver, oracles, problem)
+    chunk = FastChunk(solver, oracles, torch.device("cpu"), torch.float64, directory)
+    got = chunk(chunk(dict(state), 13), 24)
+    assert chunk.cache_hit is True and not chunk.note
+    expected = make_chunk(solver, oracles, False, torch.device("cpu"))(dict(state), 37)
+    assert _max_difference(got, expected) <= 1e-12
+
+
+def test_saba_exported_graph_equals_eager():
+    """SABA's exported loop (the graph a library is built from, run by PyTorch without compiling)
+    gives its eager iterates; building SABA's library is left to the slow test below."""
+    problem = build_quadratic()
+    solver = get_solver("saba")()
+    oracles = Oracles(problem)
+    state = _initial_state(solver, oracles, problem)
+    got = fast.exported_steps(solver, oracles, state)(dict(state), 9)
+    expected = make_chunk(solver, oracles, False, torch.device("cpu"))(dict(state), 9)
+    assert _max_difference(got, expected) <= 1e-12
+
+
+@pytest.mark.slow
+def test_saba_library_iterates_equal_eager(tmp_path):
+    problem = build_quadratic()
+    solver = get_solver("saba")()
+    oracles = Oracles(problem)
+    state = _initial_state(solver, oracles, problem)
+    chunk = FastChunk(solver, oracles, torch.device("cpu"), torch.float64, tmp_path)
+    got = chunk(dict(state), 21)
+    assert chunk.cache_hit is False and not chunk.note
+    expected = make_chunk(solver, oracles, False, torch.device("cpu"))(dict(state), 21)
+    assert _max_difference(got, expected) <= 1e-12
+
+
+def test_seeds_and_step_sizes_reuse_one_build(soba_build):
+    directory, _ = soba_build
+    runs = [run_cell(_cell(seed=seed, step_inner=step), _config(max_steps=10))
+            for seed in (1, 2) for step in (0.05, 0.2)]
+    assert [bool(rows["build_cache_hit"].iloc[-1]) for rows in runs] == [True] * 4
+    assert all((rows["path"] == "fast").all() for rows in runs)
+    assert build_cache.cache_stats(directory)["entries"] == 1
+
+
+def test_hit_costs_a_fraction_of_the_build(soba_build):
+    directory, _ = soba_build
+    problem = build_quadratic()
+    solver = get_solver("soba")()
+    oracles = Oracles(problem)
+    state = _initial_state(solver, oracles, problem)
+    identity = build_cache.build_identity(solver, problem, state, torch.float64, torch.device("cpu"))
+    start = time.perf_counter()
+    loaded = build_cache.get_or_build(identity, list(state), _no_build, fast.load_library, directory)
+    hit_seconds = time.perf_counter() - start
+    print(f"SOBA on the small quadratic: build {loaded.build_seconds:.1f} s, hit {hit_seconds:.3f} s")
+    assert loaded.hit and hit_seconds < loaded.build_seconds / 3
+
+
+def _no_build(path: str) -> None:
+    raise AssertionError("a hit must not build")
+
+
+class BranchySOBA(get_solver("soba")):
+    """SOBA with a Python branch on a tensor value: runs eager, cannot be exported."""
+
+    name = "branchy-soba"
+
+    def step(self, oracles, state):
+        if bool(state["x"].abs().sum() > 1e30):
+            return state
+        return super().step(oracles, state)
+
+
+def _run_instance(solver, config: RunConfig) -> pd.DataFrame:
+    problem_cls, problem_params, _, _ = validate(_cell())
+    rows, outcome = _run(problem_cls, problem_params, solver, 0, config, torch.device("cpu"), torch.float64)
+    return pd.DataFrame(rows).assign(**outcome)
+
+
+def test_a_solver_that_cannot_export_runs_eager_with_a_note(soba_build):
+    rows = _run_instance(BranchySOBA(), _config())
+    assert (rows["status"] == "ok").all() and rows["step"].iloc[-1] == STEPS
+    assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all()
+    message = rows["message"].iloc[-1]
+    assert message.startswith("fast path unavailable: ") and message.endswith("; ran eager"), message
+
+
+def test_auto_takes_the_fast_path_on_a_cheap_step(soba_build):
+    rows = _run_instance(get_solver("soba")(), _config(step_path="auto"))
+    assert (rows["path"] == "fast").all() and rows["build_cache_hit"].iloc[-1]
+
+
+def test_auto_stays_eager_under_a_zero_threshold(soba_build, monkeypatch):
+    monkeypatch.setattr(cells, "FAST_THRESHOLD_SECONDS", 0.0)
+    rows = _run_instance(get_solver("soba")(), _config(step_path="auto"))
+    assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all() and rows["message"].iloc[-1] == ""
+
+
+def test_fast_is_refused_on_cuda_and_with_compile():
+    with pytest.raises(cells.UserError, match="CPU"):
+        RunConfig(step_path="fast", device="cuda")
+    with pytest.raises(cells.UserError, match="choose one"):
+        RunConfig(step_path="fast", compile=True)
+
+
+def test_run_fast_end_to_end(soba_build, tmp_path):
+    directory, _ = soba_build
+    runner = CliRunner()
+    args = ["run", "-p", QUADRATIC_SPEC, "-s", "soba", "--dtype", "float64", "--max-steps", "20",
+            "--executor", "inline", "-o", str(tmp_path / "results")]
+    result = runner.invoke(main, [*args, "--fast"], env={build_cache.CACHE_ENV: str(directory)})
+    assert result.exit_code == 0, result.output
+    rows = load_results(tmp_path / "results")
+    assert (rows["path"] == "fast").all() and bool(rows["build_cache_hit"].iloc[-1])
+    clash = runner.invoke(main, [*args, "--fast", "--path", "eager"])
+    assert clash.exit_code != 0 and "disagree" in clash.output
