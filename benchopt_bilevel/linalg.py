@@ -84,8 +84,10 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
         for _ in range(count if isinstance(count, int) else int(count)):
             carry = tuple(body(carry))
         return carry
-    if isinstance(count, int):  # a constant of the graph; on the host, as the runner's own count
-        count = torch.tensor(count, dtype=torch.int64)
+    if isinstance(count, int):
+        # On the host, as the runner's own count. torch.full, an op of the graph: a torch.tensor
+        # constant in the body of a nested loop breaks AOTInductor's build (torch 2.13).
+        count = torch.full((), count, dtype=torch.int64)
     from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
 
     def step(i: Tensor, *inputs: Tensor) -> Carry:
