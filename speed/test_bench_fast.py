@@ -8,10 +8,11 @@ Not part of the test suite (minutes of builds; timings on shared machines are no
   steps, 128-step `lax.scan` epochs, `block_until_ready`), skipped with a note without jax
   (`pip install -e ".[bench-jax]"`);
 - test_fast_path[solver]: each reference solver with its default parameters exported
-  (`fast.export_steps`), built with AOTInductor into a temporary directory (`fast.build_library`,
-  the cold build: export + compile, with a fresh Inductor cache so nothing of an earlier run is
-  reused), loaded again from the built package (the warm figure: what a build-cache hit costs),
-  then timed in calls of CHUNK steps; eager steps are timed on the same state. A solver that does
+  (`fast.export_steps`) and built with AOTInductor through the build cache
+  (`build_cache.get_or_build`) in an empty temporary directory: the cold figure is export +
+  compile + store + load, with a fresh Inductor cache so nothing of an earlier run is reused; the
+  warm figure is a second `get_or_build` of the same identity (a hit: key, code hash, load). Then
+  timed in calls of CHUNK steps; eager steps are timed on the same state. A solver that does
   not export today is reported as such, not as an error;
 - test_table: the table (printed, and written to BENCH_FAST_TABLE if set): µs per step fast and
   eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here / JAX SOBA
@@ -37,7 +38,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchopt_bilevel import fast, rng
+from benchopt_bilevel import build_cache, fast, rng
 from benchopt_bilevel.facts import ProblemFacts
 from benchopt_bilevel.fixtures import build_problem
 from benchopt_bilevel.oracles import Oracles
@@ -116,6 +117,10 @@ def _eager_steps(solver, oracles):
     return run
 
 
+def _no_build(path: str) -> None:
+    raise AssertionError("the second get_or_build of an identity must be a cache hit")
+
+
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0][:160] if lines else ''}"
@@ -150,18 +155,20 @@ def test_fast_path(benchmark, problem, name):
             row["error"] = f"does not export yet: {_first_line(error)}"
             return
         row["export_s"] = time.perf_counter() - start
+        identity = build_cache.build_identity(solver, problem, start_state, torch.float32, torch.device("cpu"))
         with tempfile.TemporaryDirectory(prefix=f"bench-fast-{name}-") as directory:
-            package = str(Path(directory) / f"{name}.pt2")
-            try:
-                fast.build_library(program, package)
-                fast.load_library(package)
+            try:  # cold: a miss of an empty build cache (export above, compile, store, load)
+                cold = build_cache.get_or_build(identity, keys, lambda path: fast.build_library(program, path),
+                                                fast.load_library, Path(directory))
             except Exception as error:  # noqa: BLE001 - as above, for the compile
                 row["error"] = f"does not build yet: {_first_line(error)}"
                 return
             row["cold_s"] = time.perf_counter() - start
-            start = time.perf_counter()
-            chunk = fast.steps_function(fast.load_library(package), solver, keys)
+            start = time.perf_counter()  # warm: a hit (identity and code hash, then load)
+            warm = build_cache.get_or_build(identity, keys, _no_build, fast.load_library, Path(directory))
+            chunk = fast.steps_function(warm.runner, solver, warm.keys)
             row["warm_s"] = time.perf_counter() - start
+            row["cache_hits"] = [cold.hit, warm.hit]
             expected = eager(dict(start_state), CHECK_STEPS)
             row["max_difference"] = _max_difference(chunk(dict(start_state), CHECK_STEPS), expected)
             best, median, last = per_step_us(chunk, dict(start_state), steps, STEP_SECONDS)
@@ -174,6 +181,7 @@ def test_fast_path(benchmark, problem, name):
                                 steps_per_call=steps)
     assert math.isfinite(row["eager_us"])
     if "error" not in row:
+        assert row["cache_hits"] == [False, True], f"{name}: cold and warm were {row['cache_hits']}"
         assert row["finite"], f"{name}: the fast path's iterates are not finite"
 
 
