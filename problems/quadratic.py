@@ -15,6 +15,13 @@ per-sample matrices and a full-batch oracle reads all n, as in the reference ben
 are deliberately not precomputed for the oracles, so that the cost of an oracle grows with the
 samples it touches, as it does on real data (deterministic methods would otherwise look n/b
 times cheaper than they are). Exact answers use precomputed float64 means (never timed).
+
+Layout: the samples are stored samples-last, (n_batches, rows, cols, batch_size), so that a
+block's mean is a reduction over contiguous memory (one streaming read of the block, eager and
+compiled alike). Stored samples-first, the mean over the block's 64 matrices strides 64 rows
+d² apart and ran at half the speed of a plain read (speed/test_bench_growth.py). The attributes
+`A`, ..., `h` still read and assign in the samples-first layout (n_batches, batch_size, ...),
+as views.
 """
 from __future__ import annotations
 
@@ -84,6 +91,19 @@ def _samples(mean: Tensor, n: int, scale: float, symmetric: bool, generator: tor
     return mean + e
 
 
+class _SamplesLast:
+    """A data attribute stored samples-last, read and assigned samples-first (views both ways)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.stored = f"_{name}_samples_last"
+
+    def __get__(self, problem: "Quadratic", owner: type | None = None) -> Tensor:
+        return getattr(problem, self.stored).movedim(-1, 1)
+
+    def __set__(self, problem: "Quadratic", samples_first: Tensor) -> None:
+        setattr(problem, self.stored, samples_first.movedim(1, -1).contiguous())
+
+
 class Quadratic(Problem):
     """Quadratic bilevel problem, exact y*, v*, h, ∇h and x*."""
 
@@ -97,6 +117,9 @@ class Quadratic(Problem):
     float64_attributes = ("J", "c", "A_mean64", "C_mean64", "F_mean64", "H_mean64", "K_mean64",
                           "a_mean64", "f_mean64", "h_mean64", "b_mean64", "B_mean64",
                           "x_star", "hessian_h", "h_star", "h_x0")
+
+    A, B, C, a, b = (_SamplesLast() for _ in range(5))  # inner data
+    F, H, K, f, h = (_SamplesLast() for _ in range(5))  # outer data
 
     def __init__(self, params: QuadraticParams, generator: torch.Generator) -> None:
         super().__init__(params, generator)
@@ -150,54 +173,59 @@ class Quadratic(Problem):
         self.h_x0 = self.value(torch.zeros(dx, dtype=torch.float64))
 
     # -- data of a batch ----------------------------------------------------------------------
-    @staticmethod
-    def _mean(samples: Tensor, batch: Tensor | None) -> Tensor:
-        """Mean over one block's samples, or over all samples (full batch)."""
-        return samples.mean((0, 1)) if batch is None else Problem.block(samples, batch).mean(0)
+    def _mean(self, name: str, batch: Tensor | None) -> Tensor:
+        """Mean of data `name` over one block's samples, or over all samples (full batch): one
+        read of the block, a reduction over its last, contiguous axis."""
+        samples = self.samples_last(name)
+        return samples.mean((0, -1)) if batch is None else Problem.block(samples, batch).mean(-1)
 
-    def _inner_data(self, batch: Tensor | None):
-        return tuple(self._mean(t, batch) for t in (self.A, self.B, self.C, self.a, self.b))
+    def samples_last(self, name: str) -> Tensor:
+        """Data `name` ("A", ..., "h") as stored, (n_batches, ..., batch_size): what an oracle
+        reads (the memory-read baseline of speed/test_bench_growth.py reads it too)."""
+        return getattr(self, f"_{name}_samples_last")
 
-    def _outer_data(self, batch: Tensor | None):
-        return tuple(self._mean(t, batch) for t in (self.F, self.H, self.K, self.f, self.h))
+    def _means(self, names: str, batch: Tensor | None) -> tuple[Tensor, ...]:
+        return tuple(self._mean(name, batch) for name in names)
 
     # -- objectives ---------------------------------------------------------------------------
     def inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        A, B, C, a, b = self._inner_data(batch)
+        A, B, C, a, b = self._means("ABCab", batch)
         return 0.5 * y @ (A @ y) + 0.5 * x @ (B @ x) + x @ (C @ y) + a @ y + b @ x
 
     def outer(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        F, H, K, f, h = self._outer_data(batch)
+        F, H, K, f, h = self._means("FHKfh", batch)
         return 0.5 * y @ (F @ y) + 0.5 * x @ (H @ x) + x @ (K @ y) + f @ y + h @ x
 
-    # -- hand-derived oracles (one read of each block matrix) ------------------------------------
+    # -- hand-derived oracles (each reads the block data it needs once, as a mean) ---------------
     def grad_inner_y(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        A, C, a = (self._mean(t, batch) for t in (self.A, self.C, self.a))
+        A, C, a = self._means("ACa", batch)
         return A @ y + x @ C + a
 
     def grad_inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
-        A, B, C, a, b = self._inner_data(batch)
+        A, B, C, a, b = self._means("ABCab", batch)
         return B @ x + C @ y + b, A @ y + x @ C + a
 
     def grad_outer(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
-        F, H, K, f, h = self._outer_data(batch)
+        F, H, K, f, h = self._means("FHKfh", batch)
         return H @ x + K @ y + h, F @ y + x @ K + f
 
     def hvp_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
-        return self._mean(self.A, batch) @ v
+        return self._mean("A", batch) @ v
 
     def cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
-        return self._mean(self.C, batch) @ v
+        return self._mean("C", batch) @ v
 
     def cross_t_inner(self, x: Tensor, y: Tensor, u: Tensor, batch: Tensor | None) -> Tensor:
-        return u @ self._mean(self.C, batch)
+        return u @ self._mean("C", batch)
 
     def hvp_cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
-        return self._mean(self.A, batch) @ v, self._mean(self.C, batch) @ v
+        A, C = self._means("AC", batch)
+        return A @ v, C @ v
 
     def grad_hvp_cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        # One read of the block's A and C (the step is memory-bound: 64 × d² per matrix).
-        A, C, a = (self._mean(t, batch) for t in (self.A, self.C, self.a))
+        # One read of the block's A and C (the step is memory-bound: 64 × d² per matrix); B and b
+        # are not read.
+        A, C, a = self._means("ACa", batch)
         return A @ y + x @ C + a, A @ v, C @ v
 
     # -- exact answers (float64) -----------------------------------------------------------------
