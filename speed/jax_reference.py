@@ -11,7 +11,10 @@ solvers/amigo.py), in the reference's style:
   signed rows r_i = b_i a_i cut into blocks of 64), converted to numpy;
 - the oracles come from JAX's autodiff of the two losses (grad, a jvp of the gradient for the
   Hessian-vector product, a vjp for the cross derivative), as in the reference's code;
-- a mini-batch is one block drawn uniformly with `jax.random`, a fresh key per draw;
+- a mini-batch is one block drawn uniformly, a fresh key per draw, by one of two samplers:
+  "hash", the counter hash of benchopt_bilevel/rng.py (our solvers' draws, so both sides do the
+  same work), or "threefry", JAX's default PRNG (`jax.random`), whose draws cost as much as
+  SOBA's arithmetic here (the reference itself cycles through a shuffled order of batches);
 - an epoch is `jax.jit` of a 128-step `lax.scan`; a time is wall clock around a call followed by
   `block_until_ready`, the first call (compilation) excluded.
 
@@ -99,24 +102,71 @@ def cross_inner(x: Array, y: Array, v: Array, rows: Array) -> Array:
     return cross_vjp(v)[0]
 
 
-def draw(key: Array, blocks: Array) -> Array:
-    """One block drawn uniformly."""
-    return blocks[jax.random.randint(key, (), 0, blocks.shape[0])]
+# -- batch draws: JAX's own PRNG, or the counter hash our solvers use ------------------------------
+def _mix32(z: Array) -> Array:
+    """The `lowbias32` hash of benchopt_bilevel/rng.py on uint32 (products wrap modulo 2**32)."""
+    z = z ^ (z >> 16)
+    z = z * jnp.uint32(0x7FEB352D)
+    z = z ^ (z >> 15)
+    z = z * jnp.uint32(0x846CA68B)
+    return z ^ (z >> 16)
+
+
+def hash_split(key: Array, num: int = 2) -> tuple[Array, ...]:
+    counters = jnp.arange(1, num + 1, dtype=jnp.uint32)
+    return tuple(_mix32(key * jnp.uint32(0x9E3779B1) + counters * jnp.uint32(0x632BE5AB)))
+
+
+def hash_randint(key: Array, high: int) -> Array:
+    return (_mix32(_mix32(key)) % jnp.uint32(high)).astype(jnp.int32)
+
+
+def threefry_split(key: Array, num: int = 2) -> tuple[Array, ...]:
+    return tuple(jax.random.split(key, num))
+
+
+def threefry_randint(key: Array, high: int) -> Array:
+    return jax.random.randint(key, (), 0, high)
+
+
+# name: (make_key(seed), split(key, num), randint(key, high))
+SAMPLERS: dict[str, tuple[Callable, Callable, Callable]] = {
+    "hash": (lambda seed: jnp.uint32(seed * 0x9E3779B1 + 0x85EBCA6B & 0xFFFFFFFF), hash_split, hash_randint),
+    "threefry": (jax.random.PRNGKey, threefry_split, threefry_randint),
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a step reads besides its state: the data blocks and the sampler's split and randint."""
+
+    train: Array
+    val: Array
+    split: Callable
+    randint: Callable
+
+    @property
+    def dim(self) -> int:
+        return self.train.shape[-1]
+
+    def draw(self, key: Array, blocks: Array) -> Array:
+        """One block drawn uniformly."""
+        return blocks[self.randint(key, blocks.shape[0])]
 
 
 # -- the three methods: init(x, y, key) -> state, step(state) -> state ----------------------------
-def soba_init(data: LogRegData, x: Array, y: Array, key: Array) -> State:
+def soba_init(data: Context, x: Array, y: Array, key: Array) -> State:
     return {"x": x, "y": y, "v": jnp.zeros_like(y), "key": key, "t": jnp.zeros((), jnp.float32)}
 
 
-def soba_step(data: LogRegData, state: State) -> State:
+def soba_step(data: Context, state: State) -> State:
     """SOBA: y, v, x along one stochastic direction each, ρ_t = ρ/(t+1)^a, γ_t = γ/(t+1)^b."""
     x, y, v, t = state["x"], state["y"], state["v"], state["t"]
-    key, k_inner, k_outer = jax.random.split(state["key"], 3)
+    key, k_inner, k_outer = data.split(state["key"], 3)
     rho = STEP_INNER / (t + 1) ** SOBA_DECAY_INNER
     gamma = STEP_INNER / OUTER_RATIO / (t + 1) ** SOBA_DECAY_OUTER
-    grad_y, hvp, cross = grad_hvp_cross_inner(x, y, v, draw(k_inner, data.train))
-    grad_x_f, grad_y_f = grad_outer_xy(x, y, draw(k_outer, data.val))
+    grad_y, hvp, cross = grad_hvp_cross_inner(x, y, v, data.draw(k_inner, data.train))
+    grad_x_f, grad_y_f = grad_outer_xy(x, y, data.draw(k_outer, data.val))
     return {"x": x - gamma * (cross + grad_x_f), "y": y - rho * grad_y, "v": v - rho * (hvp + grad_y_f),
             "key": key, "t": t + 1}
 
@@ -124,7 +174,7 @@ def soba_step(data: LogRegData, state: State) -> State:
 SABA_MEMORIES = ("gy", "hvp", "cross", "fx", "fy")  # the first three per inner block, the rest per outer
 
 
-def saba_init(data: LogRegData, x: Array, y: Array, key: Array) -> State:
+def saba_init(data: Context, x: Array, y: Array, key: Array) -> State:
     """Memories start at zero (the reference's default, and ours)."""
     n_inner, n_outer = data.train.shape[0], data.val.shape[0]
     state = {"x": x, "y": y, "v": jnp.zeros_like(y), "key": key}
@@ -141,12 +191,12 @@ def saga(memory: Array, mean: Array, index: Array, fresh: Array) -> tuple[Array,
     return fresh - old + mean, memory.at[index].set(fresh), mean + (fresh - old) / memory.shape[0]
 
 
-def saba_step(data: LogRegData, state: State) -> State:
+def saba_step(data: Context, state: State) -> State:
     """SABA: SOBA's three directions, each variance-reduced by SAGA, constant steps."""
     x, y, v = state["x"], state["y"], state["v"]
-    key, k_inner, k_outer = jax.random.split(state["key"], 3)
-    i = jax.random.randint(k_inner, (), 0, data.train.shape[0])
-    j = jax.random.randint(k_outer, (), 0, data.val.shape[0])
+    key, k_inner, k_outer = data.split(state["key"], 3)
+    i = data.randint(k_inner, data.train.shape[0])
+    j = data.randint(k_outer, data.val.shape[0])
     fresh = dict(zip(("gy", "hvp", "cross"), grad_hvp_cross_inner(x, y, v, data.train[i])))
     fresh.update(zip(("fx", "fy"), grad_outer_xy(x, y, data.val[j])))
     new, d = {"key": key}, {}
@@ -159,30 +209,30 @@ def saba_step(data: LogRegData, state: State) -> State:
     return new
 
 
-def amigo_init(data: LogRegData, x: Array, y: Array, key: Array) -> State:
+def amigo_init(data: Context, x: Array, y: Array, key: Array) -> State:
     return {"x": x, "y": y, "v": jnp.zeros_like(y), "key": key}
 
 
-def amigo_step(data: LogRegData, state: State) -> State:
+def amigo_step(data: Context, state: State) -> State:
     """AmIGO: T warm-started SGD steps on y, M SGD steps on ½vᵀHv − vᵀ∇_y f, one outer step."""
     x = state["x"]
 
     def sgd_y(_, carry):
         y, key = carry
-        key, k = jax.random.split(key)
-        return y - STEP_INNER * grad_inner_y(x, y, draw(k, data.train)), key
+        key, k = data.split(key)
+        return y - STEP_INNER * grad_inner_y(x, y, data.draw(k, data.train)), key
 
     y, key = lax.fori_loop(0, AMIGO_INNER_STEPS, sgd_y, (state["y"], state["key"]))
-    key, k_outer, k_cross = jax.random.split(key, 3)
-    grad_x_f, grad_y_f = grad_outer_xy(x, y, draw(k_outer, data.val))
+    key, k_outer, k_cross = data.split(key, 3)
+    grad_x_f, grad_y_f = grad_outer_xy(x, y, data.draw(k_outer, data.val))
 
     def sgd_v(_, carry):
         v, key = carry
-        key, k = jax.random.split(key)
-        return v - STEP_INNER * (hvp_inner(x, y, v, draw(k, data.train)) - grad_y_f), key
+        key, k = data.split(key)
+        return v - STEP_INNER * (hvp_inner(x, y, v, data.draw(k, data.train)) - grad_y_f), key
 
     v, key = lax.fori_loop(0, AMIGO_LINEAR_STEPS, sgd_v, (state["v"], key))
-    hypergradient = grad_x_f - cross_inner(x, y, v, draw(k_cross, data.train))
+    hypergradient = grad_x_f - cross_inner(x, y, v, data.draw(k_cross, data.train))
     return {"x": x - STEP_INNER / OUTER_RATIO * hypergradient, "y": y, "v": v, "key": key}
 
 
@@ -191,12 +241,11 @@ METHODS: dict[str, tuple[Callable, Callable]] = {
 
 
 # -- timing ---------------------------------------------------------------------------------------
-def jitted_epoch(data: LogRegData, step: Callable, steps: int = STEPS_PER_EPOCH) -> Callable[[State], State]:
+def jitted_epoch(context: Context, step: Callable, steps: int = STEPS_PER_EPOCH) -> Callable[[State], State]:
     """`steps` steps as one jitted `lax.scan` (the data are constants of the compiled epoch)."""
-    frozen = LogRegData(train=jnp.asarray(data.train), val=jnp.asarray(data.val))
 
     def epoch(state: State) -> State:
-        return lax.scan(lambda s, _: (step(frozen, s), None), state, None, length=steps)[0]
+        return lax.scan(lambda s, _: (step(context, s), None), state, None, length=steps)[0]
 
     return jax.jit(epoch)
 
@@ -213,11 +262,14 @@ class Timing:
 
 
 def time_method(name: str, data: LogRegData, seconds: float = 2.0, steps: int = STEPS_PER_EPOCH,
-                seed: int = 0) -> Timing:
-    """Times epochs of `steps` steps of method `name` for about `seconds` (at least 5 epochs)."""
+                seed: int = 0, sampler: str = "hash") -> Timing:
+    """Times epochs of `steps` steps of method `name` for about `seconds` (at least 5 epochs),
+    drawing batches with `sampler` (SAMPLERS)."""
     init, step = METHODS[name]
-    epoch = jitted_epoch(data, step, steps)
-    state = init(data, jnp.zeros(data.dim, jnp.float32), jnp.zeros(data.dim, jnp.float32), jax.random.PRNGKey(seed))
+    make_key, split, randint = SAMPLERS[sampler]
+    context = Context(jnp.asarray(data.train), jnp.asarray(data.val), split, randint)
+    epoch = jitted_epoch(context, step, steps)
+    state = init(context, jnp.zeros(data.dim, jnp.float32), jnp.zeros(data.dim, jnp.float32), make_key(seed))
     start = time.perf_counter()
     state = jax.block_until_ready(epoch(state))  # compiles
     compile_s = time.perf_counter() - start
@@ -235,10 +287,11 @@ def main() -> None:
     data = logreg_data()
     print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
           f"train blocks {data.train.shape}, validation blocks {data.val.shape}")
-    for name in METHODS:
-        timing = time_method(name, data)
-        print(f"{name:6s} best {timing.best_us:8.1f} µs/step  median {timing.median_us:8.1f}  "
-              f"compile {timing.compile_s:5.2f} s  epochs {timing.epochs}  finite {timing.finite}")
+    for sampler in SAMPLERS:
+        for name in METHODS:
+            timing = time_method(name, data, sampler=sampler)
+            print(f"{name:6s} {sampler:8s} best {timing.best_us:8.1f} µs/step  median {timing.median_us:8.1f}  "
+                  f"compile {timing.compile_s:5.2f} s  epochs {timing.epochs}  finite {timing.finite}")
 
 
 if __name__ == "__main__":

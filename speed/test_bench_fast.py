@@ -4,8 +4,9 @@
 
 Not part of the test suite (minutes of builds; timings on shared machines are noisy). In order:
 
-- test_jax_reference[soba|saba|amigo]: the JAX comparator (speed/jax_reference.py: minimal jitted
-  steps, 128-step `lax.scan` epochs, `block_until_ready`), skipped with a note without jax
+- test_jax_reference[soba|saba|amigo-hash|threefry]: the JAX comparator (speed/jax_reference.py:
+  minimal jitted steps, 128-step `lax.scan` epochs, `block_until_ready`), with batches drawn by
+  our counter hash or by jax.random, skipped with a note without jax
   (`pip install -e ".[bench-jax]"`);
 - test_fast_path[solver]: each reference solver with its default parameters exported
   (`fast.export_steps`) and built with AOTInductor through the build cache
@@ -15,8 +16,8 @@ Not part of the test suite (minutes of builds; timings on shared machines are no
   timed in calls of CHUNK steps; eager steps are timed on the same state. A solver that does
   not export today is reported as such, not as an error;
 - test_table: the table (printed, and written to BENCH_FAST_TABLE if set): µs per step fast and
-  eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here / JAX SOBA
-  there), for SOBA, SABA and AmIGO also the JAX figure measured here, fast / scaled JAX, and the
+  eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here with hash draws /
+  JAX SOBA there), for SOBA, SABA and AmIGO also the JAX figure measured here, fast / scaled JAX, and the
   build times.
 
 A µs-per-step figure is the best call of CHUNK steps over about STEP_SECONDS (the median goes to
@@ -51,6 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 REFERENCE_US = {"soba": 9.0, "fsla": 13.1, "srba": 13.7, "saba": 40.8, "amigo": 73.4, "stocbio": 83.7,
                 "mrbo": 88.4, "f2sa": 102.0, "bome": 16_100.0, "esj": 29_900.0}
 JAX_METHODS = ("soba", "saba", "amigo")  # written in speed/jax_reference.py
+# Batch draws of the comparator: "hash" (our solvers' counter hash: the same work on both sides)
+# scales the reference's figures; "threefry" (jax.random) is reported next to it.
+JAX_SAMPLERS = ("hash", "threefry")
+SCALE_SAMPLER = "hash"
 SOLVERS = [name for name in REFERENCE_US if name in solvers()]
 CHUNK = 128  # steps per call, as the JAX epochs
 FULL_BATCH_CHUNK = 4  # a full-batch step is milliseconds: the call's overhead is nothing there
@@ -93,18 +98,19 @@ def per_step_us(run, state, steps: int, seconds: float, min_calls: int = 3) -> t
     return min(times), statistics.median(times), state
 
 
+@pytest.mark.parametrize("sampler", JAX_SAMPLERS)
 @pytest.mark.parametrize("name", JAX_METHODS)
-def test_jax_reference(benchmark, name):
+def test_jax_reference(benchmark, name, sampler):
     pytest.importorskip("jax", reason="the JAX comparator needs jax: pip install -e '.[bench-jax]'")
     import jax_reference  # noqa: PLC0415 - imports jax, sets its thread flags first
 
     data = jax_reference.logreg_data()
-    timing = benchmark.pedantic(lambda: jax_reference.time_method(name, data, seconds=STEP_SECONDS),
-                                rounds=1, iterations=1)
-    _jax[name] = {"us": timing.best_us, "median_us": timing.median_us, "compile_s": timing.compile_s}
+    timing = benchmark.pedantic(
+        lambda: jax_reference.time_method(name, data, seconds=STEP_SECONDS, sampler=sampler), rounds=1, iterations=1)
+    _jax[sampler, name] = {"us": timing.best_us, "median_us": timing.median_us, "compile_s": timing.compile_s}
     benchmark.extra_info.update(us_per_step=timing.best_us, median_us_per_step=timing.median_us,
                                 compile_s=timing.compile_s, epochs=timing.epochs, steps_per_epoch=CHUNK,
-                                reference_us=REFERENCE_US[name])
+                                reference_us=REFERENCE_US[name], sampler=sampler)
     assert timing.finite, f"JAX {name} diverged"
 
 
@@ -185,9 +191,9 @@ def test_fast_path(benchmark, problem, name):
         assert row["finite"], f"{name}: the fast path's iterates are not finite"
 
 
-def _scale() -> float | None:
+def _scale(sampler: str = SCALE_SAMPLER) -> float | None:
     """This CPU's JAX SOBA time over the reference's (None without the comparator)."""
-    return _jax["soba"]["us"] / REFERENCE_US["soba"] if "soba" in _jax else None
+    return _jax[sampler, "soba"]["us"] / REFERENCE_US["soba"] if (sampler, "soba") in _jax else None
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -205,7 +211,7 @@ def table() -> str:
             continue
         row = _fast[name]
         scaled = REFERENCE_US[name] * scale if scale else None
-        here = _jax.get(name, {}).get("us")
+        here = _jax.get((SCALE_SAMPLER, name), {}).get("us")
         if "error" in row:
             lines.append(f"| {name} | {row['error']} | {_fmt(row['eager_us'])} | {_fmt(scaled)} | {_fmt(here)} "
                          f"| — | — | — | — |")
@@ -214,9 +220,16 @@ def table() -> str:
         lines.append(f"| {name} | {_fmt(row['fast_us'])} | {_fmt(row['eager_us'])} | {_fmt(scaled)} | "
                      f"{_fmt(here)} | {_fmt(ratio, 2)} | {_fmt(row['cold_s'])} | {_fmt(row['warm_s'], 2)} | "
                      f"{row['max_difference']:.1e} |")
-    note = (f"JAX SOBA here {_jax['soba']['us']:.1f} µs/step against the reference's 9.0: scale {scale:.2f}"
-            if scale else "JAX comparator not run (jax missing or its test deselected): no scaled figures")
-    return "\n".join([*lines, "", note])
+    if not scale:
+        return "\n".join([*lines, "", "JAX comparator not run (jax missing or its test deselected): "
+                           "no scaled figures"])
+    notes = [f"JAX SOBA here ({SCALE_SAMPLER} draws) {_jax[SCALE_SAMPLER, 'soba']['us']:.1f} µs/step against "
+             f"the reference's 9.0: scale {scale:.2f}."]
+    for sampler in JAX_SAMPLERS:
+        measured = ", ".join(f"{name} {_jax[sampler, name]['us']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
+        compile_s = ", ".join(f"{_jax[sampler, name]['compile_s']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
+        notes.append(f"JAX with {sampler} draws, µs/step: {measured} (jit compile s: {compile_s}).")
+    return "\n".join([*lines, "", *notes])
 
 
 def test_table(benchmark, capsys):
