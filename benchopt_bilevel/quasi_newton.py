@@ -25,6 +25,8 @@ from typing import Callable
 
 import torch
 
+from .linalg import repeat
+
 Tensor = torch.Tensor
 History = dict[str, Tensor]
 
@@ -132,18 +134,33 @@ def lbfgs_minimize(grad_fn: Callable[[Tensor], Tensor], y: Tensor, history: Hist
     """
     if line_search > 0 and value_fn is None:
         raise ValueError("a line search needs value_fn")
-    y_prev = grad_prev = None
-    value = value_fn(y) if line_search > 0 else None
-    for t in range(n_steps):
-        grad = grad_fn(y)
-        if t > 0:  # a Python int: the same branch at every call
-            history = lbfgs_update(history, y - y_prev, grad - grad_prev, point=y_prev)
-        y_prev, grad_prev = y, grad
+    if n_steps < 1:
+        return y, history
+    names = list(history)
+
+    def move(y: Tensor, grad: Tensor, history: History, value: Tensor | None) -> tuple[Tensor, Tensor | None]:
         direction = -lbfgs_apply(history, grad, h0)
-        if line_search > 0:
-            step, value = armijo_backtracking(value_fn, y, direction, value, torch.dot(grad.reshape(-1),
-                                              direction.reshape(-1)), line_search)
-            y = y + step * direction
-        else:
-            y = y + direction
-    return y, history
+        if line_search == 0:
+            return y + direction, value
+        step, value = armijo_backtracking(value_fn, y, direction, value,
+                                          torch.dot(grad.reshape(-1), direction.reshape(-1)), line_search)
+        return y + step * direction, value
+
+    def later_step(carry: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        # Steps 2..n: the pair of the previous and current iterates enters the history first.
+        y_prev, y, grad_prev, *rest = carry
+        history = dict(zip(names, rest[:len(names)]))
+        value = rest[len(names)] if line_search > 0 else None
+        grad = grad_fn(y)
+        history = lbfgs_update(history, y - y_prev, grad - grad_prev, point=y_prev)
+        y_next, value = move(y, grad, history, value)
+        return (y, y_next, grad, *history.values(), *([value] if line_search > 0 else []))
+
+    # The first step has no pair to add; the others are one loop body (linalg.repeat: a
+    # while_loop in a fast build, whatever n_steps).
+    value = value_fn(y) if line_search > 0 else None
+    grad = grad_fn(y)
+    y_next, value = move(y, grad, history, value)
+    carry = (y, y_next, grad, *(history[k] for k in names), *([value] if line_search > 0 else []))
+    _, y, _, *rest = repeat(n_steps - 1, later_step, carry)
+    return y, dict(zip(names, rest[:len(names)]))

@@ -28,6 +28,7 @@ import torch
 from benchopt_bilevel import inner as inner_lib
 from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.errors import UserError
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.params import paper, reference
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
@@ -62,8 +63,8 @@ def inner_solve(oracles, x: Tensor, y: Tensor, key: Tensor, name: str, n_steps: 
     """y_T(x): "sgd" is gradient descent (full batch when `full_batch`, else SGD on batches drawn
     from `key`); the other inner optimizers draw their batches from `key` (AI-SARAH without a
     step, as its paper). The same key gives the same batches at every x."""
-    if name == "sgd" and full_batch:
-        return inner_run(oracles, x, y, step, [None] * n_steps)
+    if name == "sgd" and full_batch:  # inner_run's full-batch steps, as one loop body
+        return inner_lib.gradient_descent(oracles, x, y, n_steps, step)
     step = math.inf if name == "ai_sarah" else step
     return stochastic_inner.INNER_OPTIMIZERS[name](oracles, x, y, key, n_steps, step)[0]
 
@@ -78,11 +79,23 @@ def inner_cost(name: str, n_steps: int, full_batch: bool) -> dict[str, float]:
 def perturbed_differences(run: Callable[[Tensor], Tensor], x: Tensor, directions: Tensor,
                           smoothing: float) -> tuple[Tensor, Tensor]:
     """y_T(x) = run(x) and the rows δ_q = (run(x + μ u_q) − run(x)) / μ; `run` maps an outer point
-    to the end of its inner run (same start, same batches for every point)."""
+    to the end of its inner run (same start, same batches for every point).
+
+    The Q perturbed runs are one loop body (`repeat`: a while_loop in a fast build, so the graph
+    holds one run whatever Q) writing row q of the differences."""
     y_T = run(x)
-    differences = torch.stack([(run(x + smoothing * u.reshape(x.shape)) - y_T).reshape(-1)
-                               for u in directions]) / smoothing
-    return y_T, differences
+    rows = torch.arange(directions.shape[0], device=x.device)[:, None]
+
+    def one_direction(carry: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        q, differences = carry
+        u = directions.index_select(0, q.reshape(1))  # not directions[q]: that reads q's value
+        row = (run(x + smoothing * u.reshape(x.shape)) - y_T).reshape(-1)
+        return q + 1, torch.where(rows == q, row[None, :], differences)
+
+    start = (torch.zeros((), dtype=torch.int64, device=x.device),
+             y_T.new_zeros((directions.shape[0], y_T.numel())))
+    _, differences = repeat(directions.shape[0], one_direction, start)
+    return y_T, differences / smoothing
 
 
 def jacobian_estimate(directions: Tensor, differences: Tensor) -> Tensor:
