@@ -94,6 +94,8 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
         outputs = tuple(body(inputs))
         return (i + 1, *(o.clone() if any(o is c for c in inputs) else o for o in outputs))
 
+    # One tensor twice in the carry (terms and sums both starting at b) would alias two inputs.
+    carry = tuple(c.clone() if any(c is d for d in carry[:j]) else c for j, c in enumerate(carry))
     _, *carry = while_loop(lambda i, *_: i < count, step, (torch.zeros_like(count), *carry))
     return tuple(carry)
 

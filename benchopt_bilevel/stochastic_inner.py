@@ -159,14 +159,20 @@ def srkc(oracles: Oracles, x: Tensor, y: Tensor, key: Tensor, n_steps: int, step
 Stage = tuple[float, float, float]  # (a, b, c) of z⁺ = a z + b z⁻ − c ∇_y g(x, z)
 
 
+def chebyshev_stages(step: float | Tensor, n_stages: int = 5, damping: float = 0.5) -> list[Stage]:
+    """The (a, b, c) of the s stages of one `srkc` step of size h = `step`; the first is
+    (1, 0, h μ_1): it only sees the step's start."""
+    c = chebyshev_coefficients(n_stages, damping)
+    return [(1.0, 0.0, step * c["mu"][0])] + [(c["nu"][j], c["kappa"][j], step * c["mu"][j])
+                                              for j in range(1, n_stages)]
+
+
 def chebyshev_path(oracles: Oracles, x: Tensor, y: Tensor, n_steps: int, step: float,
                    *, n_stages: int = 5, damping: float = 0.5) -> tuple[list[Tensor], list[Stage]]:
     """The points z_0 = y, ..., z_N (N = n_steps · n_stages) of full-batch `srkc` and the stage
     coefficients with z_{k+1} = a_k z_k + b_k z_{k−1} − c_k ∇_y g(x, z_k): what reverse-mode
     unrolling needs. The first stage of a step has b = 0 (it only sees the step's start)."""
-    c = chebyshev_coefficients(n_stages, damping)
-    stages = [(1.0, 0.0, step * c["mu"][0])] + [(c["nu"][j], c["kappa"][j], step * c["mu"][j])
-                                                for j in range(1, n_stages)]
+    stages = chebyshev_stages(step, n_stages, damping)
     points, coefficients = [y], []
     for _ in range(n_steps):
         for j, (a, b, h) in enumerate(stages):

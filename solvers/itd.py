@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from benchopt_bilevel import inner, stochastic_inner
+from benchopt_bilevel import stochastic_inner
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.params import ours, paper, reference
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
@@ -101,26 +102,71 @@ def unrolled_cost(name: str, n_steps: int, n_backward_steps: int) -> dict[str, f
             "grad_outer_full": 1}
 
 
-def _forward(name: str, oracles, x: torch.Tensor, y: torch.Tensor, n_steps: int, step: float):
-    """The points z_0..z_N of `n_steps` full-batch steps of `name` and their stage coefficients."""
+def _stage_coefficients(name: str, step) -> list[stochastic_inner.Stage]:
+    """(a, b, c) of the stages of one inner step, z⁺ = a z + b z⁻ − c ∇_y g(x, z); the first
+    stage of a step is (1, 0, c) (gradient descent: the only one, c = α)."""
     if name == "srkc":
-        return stochastic_inner.chebyshev_path(oracles, x, y, n_steps, stochastic_inner.srkc_step(step))
-    return inner.gradient_descent_path(oracles, x, y, n_steps, step), [(1.0, 0.0, step)] * n_steps
+        return stochastic_inner.chebyshev_stages(stochastic_inner.srkc_step(step))
+    return [(1.0, 0.0, step)]
+
+
+def _write(points: torch.Tensor, index: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+    """`points` with row `index` set to `point`: out of place in a compiled loop (while_loop
+    rejects a body that mutates its inputs), in place eager (no copy of the whole trajectory)."""
+    if torch.compiler.is_compiling():
+        return points.index_copy(0, index.reshape(1), point[None])
+    points[index] = point
+    return points
+
+
+def _trajectory(name: str, oracles, x: torch.Tensor, y: torch.Tensor, n_steps: int, step):
+    """z_N and the points z_0..z_{N−1} (rows of one tensor; N = n_steps × stages) of `n_steps`
+    full-batch steps of `name`, with the stage coefficients. One loop over the steps, the s
+    stages of a step unrolled in its body (each has its own coefficients)."""
+    stages = _stage_coefficients(name, step)
+    s = len(stages)
+
+    def one_step(carry):
+        z, points, i = carry
+        previous = current = z
+        for j, (a, b, c) in enumerate(stages):
+            points = _write(points, i * s + j, current)
+            gradient = oracles.grad_inner_y(x, current, None)
+            following = current - c * gradient if j == 0 else a * current + b * previous - c * gradient
+            previous, current = current, following
+        return oracles.project_y(current), points, i + 1
+
+    start = (y, y.new_zeros((n_steps * s, *y.shape)), torch.zeros((), dtype=torch.int64, device=y.device))
+    last, points, _ = repeat(n_steps, one_step, start)
+    return last, points, stages
 
 
 def unrolled_step(oracles, state, p, n_backward_steps: int):
     """T inner steps, reverse-mode through the last `n_backward_steps` of them (ITD: all of
-    them; T-RHG: a truncation), then x ← x − step_outer · d."""
+    them; T-RHG: a truncation), then x ← x − step_outer · d.
+
+    The reverse pass needs every point of the forward one, so the forward loop keeps them as the
+    rows of one tensor (the memory of an unrolled loop) and the backward loop reads them in
+    reverse: both are `repeat`s, one body each in a compiled step whatever T."""
     x = state["x"]
     y0 = state["y"] if p.warm_start else state["y_start"]
     y_untracked, _ = stochastic_inner.minimize(p.inner, oracles, x, y0, state["key"],
                                                p.n_inner_steps - n_backward_steps, p.step_inner, full_batch=True)
-    points, stages = _forward(p.inner, oracles, x, y_untracked, n_backward_steps, p.step_inner)
-    d, adjoint = oracles.grad_outer(x, points[-1], None)
-    behind = torch.zeros_like(adjoint)  # what z_{k−1} has received from z_{k+1} so far
-    for z, (a, b, c) in zip(reversed(points[:-1]), reversed(stages)):
-        hvp, cross = oracles.hvp_cross_inner(x, z, adjoint, None)
-        d = d - c * cross
-        adjoint, behind = behind + a * adjoint - c * hvp, b * adjoint
-    return {"x": x - p.step_outer * d, "y": points[-1], "y_start": state["y_start"],
+    last, points, stages = _trajectory(p.inner, oracles, x, y_untracked, n_backward_steps, p.step_inner)
+    s = len(stages)
+    d, adjoint = oracles.grad_outer(x, last, None)
+
+    def one_step_back(carry):
+        d, adjoint, behind, i = carry  # behind: what z_{k−1} has received from z_{k+1} so far
+        for j in reversed(range(s)):
+            a, b, c = stages[j]
+            z = points.index_select(0, ((n_backward_steps - 1 - i) * s + j).reshape(1))[0]
+            hvp, cross = oracles.hvp_cross_inner(x, z, adjoint, None)
+            d = d - c * cross
+            adjoint, behind = behind + a * adjoint - c * hvp, b * adjoint
+        return d, adjoint, behind, i + 1
+
+    start = (d, adjoint, torch.zeros_like(adjoint), torch.zeros((), dtype=torch.int64, device=x.device))
+    d, *_ = repeat(n_backward_steps, one_step_back, start)
+    return {"x": x - p.step_outer * d, "y": last, "y_start": state["y_start"],
             "key": state["key"], "hypergradient": d}
