@@ -1,0 +1,90 @@
+"""Every registered solver on the fast path (benchopt_bilevel/fast.py) gives its eager iterates.
+
+On the small float64 quadratic of the tests, n steps through the exported graph (the one
+AOTInductor builds: a while_loop over steps, the float hyperparameters as a tensor input) must
+match n eager steps within 1e-12 in every floating entry of the state, and exactly in the
+others (keys, counters). One solver (SOBA) is also built with AOTInductor, once for the module,
+to check the library's iterates. Host-side solvers have no fast path and skip with their reason.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchopt_bilevel import fast, rng
+from benchopt_bilevel.fixtures import build_quadratic
+from benchopt_bilevel.oracles import Oracles
+from benchopt_bilevel.registry import get_solver, solvers
+from benchopt_bilevel.solver import Solver, State
+
+TOLERANCE = 1e-12
+STEPS = 4
+# Solvers whose step changes after a number of steps, also compared past that number.
+LONGER = {"lancbio": 24}  # its Krylov basis grows every dim_freq = 20 steps
+AOT_SOLVER = "soba"
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return build_quadratic()
+
+
+def _start(solver: Solver, problem) -> State:
+    with torch.no_grad():
+        state = solver.init(Oracles(problem), problem.x0(), problem.y0(), rng.make_key(3))
+    return {k: v.clone() for k, v in state.items()}  # no entry shares another's storage
+
+
+def _eager(solver: Solver, problem, state: State, n_steps: int) -> State:
+    oracles = Oracles(problem)
+    with torch.no_grad():
+        for _ in range(n_steps):
+            state = solver.step(oracles, state)
+    return state
+
+
+def _assert_same_iterates(got: State, expected: State, what: str) -> None:
+    assert sorted(got) == sorted(expected), what
+    for k, value in expected.items():
+        if value.is_floating_point():
+            difference = float((got[k] - value).abs().max()) if value.numel() else 0.0
+            assert difference <= TOLERANCE, f"{what}: max |fast - eager| of {k} is {difference:.2e}"
+        else:
+            assert torch.equal(got[k], value), f"{what}: {k} differs"
+
+
+def _runnable(name: str, problem) -> Solver:
+    solver = get_solver(name)()
+    if solver.host_side:
+        pytest.skip(f"{name} runs on the host: {solver.host_side}")
+    reason = solver.skip(problem)
+    if reason:
+        pytest.skip(reason)
+    return solver
+
+
+@pytest.mark.parametrize("name", sorted(solvers()))
+def test_exported_steps_give_the_eager_iterates(name, problem):
+    solver = _runnable(name, problem)
+    state = _start(solver, problem)
+    chunk = fast.exported_steps(solver, Oracles(problem), state)  # one graph for every n
+    for n_steps in (STEPS, LONGER.get(name)):
+        if n_steps:
+            expected = _eager(solver, problem, dict(state), n_steps)
+            _assert_same_iterates(chunk(dict(state), n_steps), expected, f"{name}, {n_steps} steps")
+
+
+@pytest.fixture(scope="module")
+def built_steps(problem, tmp_path_factory):
+    solver = get_solver(AOT_SOLVER)()
+    state = _start(solver, problem)
+    program = fast.export_steps(solver, Oracles(problem), state)
+    package = fast.build_library(program, str(tmp_path_factory.mktemp("fast") / f"{AOT_SOLVER}.pt2"))
+    return solver, state, fast.steps_function(fast.load_library(package), solver, list(state))
+
+
+@pytest.mark.parametrize("n_steps", [STEPS, 20])
+def test_built_library_gives_the_eager_iterates(n_steps, problem, built_steps):
+    solver, state, chunk = built_steps
+    expected = _eager(solver, problem, dict(state), n_steps)
+    _assert_same_iterates(chunk(dict(state), n_steps), expected, f"{AOT_SOLVER} built, {n_steps} steps")
