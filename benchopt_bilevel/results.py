@@ -91,7 +91,9 @@ def failure_table(cell: Cell, config: RunConfig, status: str, stop_reason: str, 
     problem_cls, problem_params, _, solver_params = validate(cell)
     identity, run_id = cell_identity(cell, config)
     outcome = {"status": status, "stop_reason": stop_reason, "message": message, "warmup_time": float("nan"),
-               "path": "eager" if not config.compile else "compiled", "build_cache_hit": None}
+               # fast or auto: unknown whether the run got as far as its library
+               "path": "compiled" if config.compile else "eager" if config.step_path == "eager" else None,
+               "build_cache_hit": None}
     rows = no_rows(-1, "unknown")  # peak memory unknown: the process that ran it is gone
     table = result_table(rows, outcome, identity, run_id, solver_params, problem_params,
                          torch.device(identity["device"]), problem_cls.value_metric)
