@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import grad, vjp
 
 from benchopt_bilevel.nn import FlatModel
 from benchopt_bilevel.nn.broyden import broyden
@@ -43,6 +44,11 @@ Tensor = torch.Tensor
 DATASETS = ("synthetic", "cifar10", "cifar10_jpeg")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 LABELS = {"synthetic": "synthetic images", "cifar10": "CIFAR-10", "cifar10_jpeg": "CIFAR-10 (JPEG copy)"}
+# The exact hypergradient's equilibrium: Broyden from 0, then Newton steps with the dense Jacobian.
+EXACT_BROYDEN_ITERS, EXACT_NEWTON_STEPS, EXACT_TOLERANCE = 60, 12, 1e-13  # relative residual
+EXACT_ACCEPT = 1e-10  # else the batch has no equilibrium found, and the exact answer is NaN
+EXACT_STEP_FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)
+EXACT_STATE_LIMIT = 4096  # largest state a sample for which a dense Jacobian is formed
 
 
 @dataclass
@@ -133,8 +139,9 @@ class DEQ(Problem):
         return LABELS[self.params.dataset]
 
     # -- network pieces --------------------------------------------------------------------------
-    def _images(self, images: Tensor) -> Tensor:
-        return (images.to(self.dtype) / 255.0 - self.channel_mean) / self.channel_std
+    def _images(self, images: Tensor, dtype: torch.dtype) -> Tensor:
+        mean, std = self.channel_mean.to(dtype), self.channel_std.to(dtype)
+        return (images.to(dtype) / 255.0 - mean) / std
 
     def _split(self, y: Tensor, rows: int) -> list[Tensor]:
         parts = torch.split(y.reshape(rows, -1), [c * h * w for c, h, w in self.state_shapes], dim=1)
@@ -147,7 +154,7 @@ class DEQ(Problem):
     def cell(self, x: Tensor, y: Tensor, images: Tensor) -> Tensor:
         """T_θ(z) for a batch of raw images; y is (rows · state_size,) or (rows, state_size)."""
         rows = images.shape[0]
-        injection = self.model(x, self._images(images), mode="inject")
+        injection = self.model(x, self._images(images, x.dtype), mode="inject")
         return self._join(self.model(x, *self._split(y, rows), injection, mode="cell")).reshape(y.shape)
 
     def logits(self, x: Tensor, y: Tensor, rows: int) -> Tensor:
@@ -174,6 +181,89 @@ class DEQ(Problem):
 
     def y_start(self, x: Tensor, batch: Tensor | None) -> Tensor:
         return torch.zeros(self.dim_y, dtype=x.dtype, device=x.device)
+
+    # -- exact hypergradient ---------------------------------------------------------------------
+    def state_jacobian(self, x: Tensor, z: Tensor, images: Tensor) -> Tensor:
+        """J = ∂T/∂z per sample, (rows, n, n), dense: one vjp on n copies of each sample, whose
+        k-th copy pulls back e_k (row k of J). Samples are independent (GroupNorm, no batch
+        statistics), so a copy's output depends on its own state only."""
+        n = self.state_size
+        eye = torch.eye(n, dtype=z.dtype, device=z.device)
+        rows = []
+        for state, image in zip(z, images):
+            copies = image.expand(n, *image.shape)
+            _, pullback = vjp(lambda zs: self.cell(x, zs, copies), state.expand(n, n).clone())
+            rows.append(pullback(eye)[0])
+        return torch.stack(rows)
+
+    def exact_equilibrium(self, x: Tensor, images: Tensor) -> Tensor:
+        """z* (rows, state_size) to the dtype's accuracy: Broyden from 0, then damped Newton steps
+        (the cell need not be contractive, so full Newton steps from Broyden's point can diverge;
+        each sample keeps the first of the halved steps that lowers its residual)."""
+        z, _ = self.equilibrium(x, images, EXACT_BROYDEN_ITERS)
+        eye = torch.eye(self.state_size, dtype=x.dtype, device=x.device)
+        residual = self.cell(x, z, images) - z
+        for _ in range(EXACT_NEWTON_STEPS):
+            norm = torch.linalg.vector_norm(residual, dim=1)
+            if bool((norm <= EXACT_TOLERANCE * torch.linalg.vector_norm(z, dim=1)).all()):
+                break
+            newton = torch.linalg.solve(self.state_jacobian(x, z, images) - eye, residual[..., None])[..., 0]
+            accepted = torch.zeros(len(z), dtype=torch.bool, device=z.device)
+            for fraction in EXACT_STEP_FRACTIONS:
+                trial = z - fraction * newton
+                trial_residual = self.cell(x, trial, images) - trial
+                better = ~accepted & (torch.linalg.vector_norm(trial_residual, dim=1) < norm)
+                z = torch.where(better[:, None], trial, z)
+                residual = torch.where(better[:, None], trial_residual, residual)
+                accepted |= better
+                if bool(accepted.all()):
+                    break
+        return z
+
+    def solved(self, x: Tensor, z: Tensor, images: Tensor) -> bool:
+        """Whether every sample's relative residual ‖T(z) − z‖ / ‖z‖ is within EXACT_ACCEPT."""
+        residual = torch.linalg.vector_norm(self.cell(x, z, images) - z, dim=1)
+        return bool((residual <= EXACT_ACCEPT * torch.linalg.vector_norm(z, dim=1)).all())
+
+    def batch_hypergradient(self, x: Tensor, images: Tensor, labels: Tensor) -> Tensor:
+        """∇ f_b(x, z_b*(x)) by implicit differentiation on one batch: with J = ∂_z T at z*,
+        w = (I − Jᵀ)⁻¹ ∇_z f per sample (a dense solve), then ∇_x f + ∂_x Tᵀ w."""
+        rows = len(labels)
+        with torch.no_grad():
+            z = self.exact_equilibrium(x, images)
+        if not self.solved(x, z, images):  # no equilibrium found: no exact answer, not a wrong one
+            return torch.full_like(x, float("nan"))
+        jacobian = self.state_jacobian(x, z, images)
+        loss = lambda x_, z_: F.cross_entropy(self.logits(x_, z_, rows), labels)  # noqa: E731
+        grad_x_f, grad_z_f = grad(loss, argnums=(0, 1))(x, z)
+        eye = torch.eye(self.state_size, dtype=x.dtype, device=x.device)
+        w = torch.linalg.solve((eye - jacobian).transpose(1, 2), grad_z_f[..., None])[..., 0]
+        _, pullback = vjp(lambda x_: self.cell(x_, z, images), x)
+        return grad_x_f + pullback(w)[0]
+
+    def hypergradient(self, x: Tensor) -> Tensor:
+        """∇h(x) for h = the mean over the training batches of f(x, z_b*(x)), in float64: every
+        batch's equilibrium solved to float64 accuracy and its adjoint system solved densely.
+        Only for small states (the tiny configuration): a dense Jacobian per sample."""
+        if self.state_size > EXACT_STATE_LIMIT:
+            raise ValueError(f"the exact hypergradient forms a dense {self.state_size}² Jacobian per sample; "
+                             f"only states up to {EXACT_STATE_LIMIT} (e.g. config=tiny, small images)")
+        x64 = x.detach().to(torch.float64)
+        total = torch.zeros_like(x64)
+        for images, labels in zip(self.train_images, self.train_labels):
+            total += self.batch_hypergradient(x64, images, labels)
+        return total / len(self.train_labels)
+
+    def value(self, x: Tensor) -> Tensor:
+        """h(x) in float64: the mean over the training batches of f(x, z_b*(x)), equilibria exact."""
+        x64, total = x.detach().to(torch.float64), torch.zeros((), dtype=torch.float64)
+        with torch.no_grad():
+            for images, labels in zip(self.train_images, self.train_labels):
+                z = self.exact_equilibrium(x64, images)
+                if not self.solved(x64, z, images):
+                    return torch.tensor(float("nan"), dtype=torch.float64)
+                total += F.cross_entropy(self.logits(x64, z, len(labels)), labels)
+        return total / len(self.train_labels)
 
     # -- metrics ---------------------------------------------------------------------------------
     def equilibrium(self, x: Tensor, images: Tensor, iters: int) -> tuple[Tensor, Tensor]:
