@@ -219,11 +219,15 @@ def cheapest(table: pd.DataFrame, thresholds: Iterable[float] = THRESHOLDS) -> p
     return pd.DataFrame(rows)
 
 
-def plot_pareto(table: pd.DataFrame, problem: str, path: Path) -> Path:
-    """Error against oracle calls, one line per estimator, one panel per (x, y) point."""
+COST_AXES = {"oracle_calls": "oracle calls per step", "step_time": "seconds per step"}
+
+
+def pareto_figure(table: pd.DataFrame, problem: str, cost: str = "oracle_calls"):
+    """Error against COST (oracle_calls or step_time), one line per estimator, one panel per
+    (x, y) point; a matplotlib figure (the caller saves or inlines it)."""
     import matplotlib  # noqa: PLC0415 - plotting is optional at import time
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     medians = _by_budget(table[table["problem"] == problem])
@@ -232,16 +236,24 @@ def plot_pareto(table: pd.DataFrame, problem: str, path: Path) -> Path:
     for axis, (x_point, y_point) in zip(axes[0], points):
         here = medians[(medians["x_point"] == x_point) & (medians["y_point"] == y_point)]
         for estimator, group in here.groupby("estimator"):
-            group = group.sort_values("oracle_calls")
-            axis.plot(group["oracle_calls"], group["relative_error"].clip(lower=1e-16), marker="o",
+            group = group.sort_values(cost)
+            axis.plot(group[cost], group["relative_error"].clip(lower=1e-16), marker="o",
                       markersize=3, label=estimator)
         for threshold in THRESHOLDS:
             axis.axhline(threshold, color="grey", linewidth=0.6, linestyle=":")
-        axis.set(xscale="log", yscale="log", xlabel="oracle calls per step", title=f"{x_point}, {y_point}")
+        axis.set(xscale="log", yscale="log", xlabel=COST_AXES[cost], title=f"{x_point}, {y_point}")
     axes[0][0].set_ylabel("relative error of ∇h")
     axes[0][-1].legend(fontsize=7, loc="upper right")
     figure.suptitle(problem, fontsize=9)
     figure.tight_layout()
+    return figure
+
+
+def plot_pareto(table: pd.DataFrame, problem: str, path: Path, cost: str = "oracle_calls") -> Path:
+    """`pareto_figure` saved to PATH."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure = pareto_figure(table, problem, cost)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .atomic import atomic_write
 from .claims.table import CLAIMS_FILE, read_claims, write_claims
+from .cli_hypergradients import SUBFOLDER as TRACK_FOLDER
 from .errors import UserError
 from .provenance import git_revision
 from .results import SCHEMA_VERSION, load_results
@@ -161,9 +162,9 @@ def _provenance(table: pd.DataFrame) -> dict[str, Any]:
 
 def write_bundle(table: pd.DataFrame, bundle_dir: str | os.PathLike,
                  tuning_files: Iterable[str | os.PathLike] = (), sources: Iterable[str] = (),
-                 claims: list[dict[str, Any]] = ()) -> dict[str, Any]:
-    """Write `table` (and tuning artefacts, and the claims table's entries) as a bundle in
-    BUNDLE_DIR; returns the manifest."""
+                 claims: list[dict[str, Any]] = (), hypergradients: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Write `table` (and tuning artefacts, the claims table's entries and the hypergradient
+    track's measurements) as a bundle in BUNDLE_DIR; returns the manifest."""
     if table is None or table.empty:
         raise UserError("no results to bundle: the table is empty")
     bundle_dir = Path(bundle_dir)
@@ -196,6 +197,16 @@ def write_bundle(table: pd.DataFrame, bundle_dir: str | os.PathLike,
                       "bytes": claims_path.stat().st_size})
     else:
         claims_path.unlink(missing_ok=True)
+    track_dir = bundle_dir / TRACK_FOLDER
+    if hypergradients is not None and not hypergradients.empty:  # the Hypergradients page reads them
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(hypergradients.reset_index(drop=True), preserve_index=False), sink)
+        content = sink.getvalue().to_pybytes()
+        name = f"{TRACK_FOLDER}/track-{hashlib.sha256(content).hexdigest()[:16]}.parquet"
+        track_dir.mkdir(exist_ok=True)
+        atomic_write(bundle_dir / name, content)
+        files.append({"path": name, "kind": "hypergradients", "sha256": hashlib.sha256(content).hexdigest(),
+                      "bytes": len(content), "rows": int(len(hypergradients))})
     schema_versions = sorted({int(v) for v in table["schema_version"].dropna()}) if "schema_version" in table else []
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -213,7 +224,7 @@ def write_bundle(table: pd.DataFrame, bundle_dir: str | os.PathLike,
     }
     atomic_write(bundle_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
     named = {e["path"] for e in files}
-    for path in [*bundle_dir.glob("results-*.parquet"), *tuning_dir.glob("*")]:
+    for path in [*bundle_dir.glob("results-*.parquet"), *tuning_dir.glob("*"), *track_dir.glob("*.parquet")]:
         if path.relative_to(bundle_dir).as_posix() not in named:
             path.unlink(missing_ok=True)
     return manifest
@@ -237,8 +248,10 @@ def bundle(sources: Iterable[str | os.PathLike], bundle_dir: str | os.PathLike,
     for source in sources:  # a claims table beside the runs (or in a bundle): first source wins
         for entry in read_claims(source):
             claims.setdefault(entry["id"], entry)
+    from .site.hypergradients import find_track  # noqa: PLC0415 - the site imports this module
+
     return write_bundle(table, bundle_dir, unique.values(), sources=[str(s) for s in sources],
-                        claims=[claims[key] for key in sorted(claims)])
+                        claims=[claims[key] for key in sorted(claims)], hypergradients=find_track(sources))
 
 
 # -- git ---------------------------------------------------------------------------------------------

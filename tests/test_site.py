@@ -214,3 +214,46 @@ def test_large_site_gets_a_page_per_problem(published, tmp_path):
     # published again as one page into the same folder: no problem page of the earlier layout is left
     site.render_site(load_bundle(source), tmp_path)
     assert not list(tmp_path.glob("problem-*.html"))
+
+
+def hand_made_track(problems=("quadratic", "logreg")) -> pd.DataFrame:
+    """Measurements shaped like the hypergradient track's: two estimators, two budgets, two points."""
+    rows = [("aid-cg", 1, 4, 1e-1), ("aid-cg", 8, 32, 1e-5), ("jfb", float("nan"), 2, 3e-1)]
+    return pd.DataFrame([{"problem": p, "x_point": x, "y_point": "y*(x)", "estimator": e, "solver": e, "budget": b,
+                          "oracle_calls": c, "relative_error": r, "step_time": c * 1e-5, "seed": 0}
+                         for p in problems for x in ("x0", "near x*") for e, b, c, r in rows])
+
+
+def test_hypergradients_page_travels_in_the_bundle_and_is_linked(published, tmp_path):
+    """A results folder with the hypergradient track: the bundle carries its measurements, the index links
+    to hypergradients.html, which has per problem both Pareto plots and the cheapest-estimator table."""
+    from benchopt_bilevel.publishing import load_bundle
+
+    index_path, _, _ = published
+    results = tmp_path / "results"
+    for run_id, rows in load_bundle(index_path.parent / "bundle").groupby("run_id"):
+        write_run(rows, results, run_id)
+    (results / "hypergradients").mkdir()
+    hand_made_track().to_parquet(results / "hypergradients" / "sweep.parquet")
+    manifest = bundle([results], tmp_path / "site" / "bundle")
+    assert [f["rows"] for f in manifest["files"] if f["kind"] == "hypergradients"] == [12]
+    index = site.publish(tmp_path / "site" / "bundle", tmp_path / "site")
+    (link,) = [a for a in parse(index).find_all("a") if a.attrs.get("id") == "hypergradients-link"]
+    assert link.attrs["href"] == "hypergradients.html"
+    page = parse(tmp_path / "site" / "hypergradients.html")
+    sections = page.find_all("section", class_="problem")
+    assert [s.attrs["data-problem"] for s in sections] == ["quadratic", "logreg"]
+    for section in sections:
+        assert [f.attrs["data-cost"] for f in section.find_all("figure")] == ["oracle_calls", "step_time"]
+        assert len(section.find_all("svg")) == 2
+        cells = [[td.text for td in tr.find_all("td")] for tr in section.find_all("tr") if tr.find_all("td")]
+        # aid-cg with 8 iterations is the only estimator reaching 1e-2 and 1e-4, at both points
+        assert [c[3] for c in cells] == ["aid-cg = 8"] * 4 and [c[4] for c in cells] == ["32"] * 4
+
+
+def test_hypergradients_page_goes_when_the_track_goes(published, tmp_path):
+    index_path, _, _ = published
+    (tmp_path / "hypergradients.html").write_text("stale")
+    index = site.publish(index_path.parent / "bundle", tmp_path)
+    assert not (tmp_path / "hypergradients.html").exists()
+    assert not [a for a in parse(index).find_all("a") if a.attrs.get("id") == "hypergradients-link"]

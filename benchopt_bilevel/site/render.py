@@ -345,7 +345,7 @@ def _provenance_panel(rows: pd.DataFrame) -> str:
 def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: TargetOverrides | None = None,
                 tuning: Iterable[dict[str, Any]] = (), title: str = DEFAULT_TITLE,
                 bundle_link: str | None = None, max_page_bytes: int = MAX_PAGE_BYTES,
-                claims_link: str | None = None) -> Path:
+                claims_link: str | None = None, hypergradients_link: str | None = None) -> Path:
     """Write SITE_DIR/index.html for the result rows `results`; returns its path.
 
     When the inline plots would make index.html larger than `max_page_bytes`, each problem's
@@ -453,6 +453,9 @@ def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: 
     if claims_link:  # the Claims page (site/claims.py), when the results came with a claims table
         download += (f'<p class="meta"><a id="claims-link" href="{_e(claims_link)}">Claims of the papers</a>: '
                      "verdicts and evidence.</p>")
+    if hypergradients_link:  # site/hypergradients.py, when the results came with the hypergradient track
+        download += (f'<p class="meta"><a id="hypergradients-link" href="{_e(hypergradients_link)}">Hypergradient '
+                     "quality</a>: every estimator's error against its cost.</p>")
     page = PAGE.substitute(
         title=_e(title), version=_e(__version__), css=CSS, js=JS, generated=_e(generated), download=download,
         summary=_e(" · ".join([_plural(n_runs, "run"), _plural(entries["problem_label"].nunique(), "problem"),
@@ -493,7 +496,9 @@ def publish(results_dir: str | os.PathLike | Iterable[str | os.PathLike], site_d
     site_dir = Path(site_dir)
     bundle_link = "bundle/manifest.json" if is_bundle(site_dir / "bundle") else None
     from .claims import publish_claims  # noqa: PLC0415
+    from .hypergradients import publish_hypergradients  # noqa: PLC0415
 
     claims_link = publish_claims(sources, site_dir)
+    hypergradients_link = publish_hypergradients(sources, site_dir)
     return render_site(results, site_dir, targets=targets, tuning=artefacts, title=title, bundle_link=bundle_link,
-                       claims_link=claims_link)
+                       claims_link=claims_link, hypergradients_link=hypergradients_link)
