@@ -15,7 +15,9 @@ outer step also corrects for the change of x (as the paper's authors' code does)
 α = β / outer_ratio (the reference benchmark's convention). As in the reference benchmark, the
 period is a fraction of one pass over the data counted in mini-batches,
 q = ⌊period_frac · (n_inner_batches + n_outer_batches)⌋ outer iterations (at least 1). One solver
-step is one period, so that the large-batch restart is part of a fixed-cost pure step; with the
+step is one period, so that the large-batch restart is part of a fixed-cost pure step. Both loops
+are `linalg.repeat` loops: in a fast build q is a tensor computed from the period_frac input (one
+build serves every period_frac) and the graph holds one inner iteration, not q·m of them. With the
 defaults a step is long on real data (logreg on ijcnn1, 625 + 156 blocks: q = 390, 3,900 inner
 iterations, about 25 s eager on one CPU core).
 
