@@ -18,10 +18,10 @@ times cheaper than they are). Exact answers use precomputed float64 means (never
 
 Layout: the samples are stored samples-last, (n_batches, rows, cols, batch_size), so that a
 block's mean is a reduction over contiguous memory (one streaming read of the block, eager and
-compiled alike). Stored samples-first, the mean over the block's 64 matrices strides 64 rows
-d² apart and ran at half the speed of a plain read (speed/test_bench_growth.py). The attributes
-`A`, ..., `h` still read and assign in the samples-first layout (n_batches, batch_size, ...),
-as views.
+compiled alike). Stored samples-first, the mean over a block's 64 matrices reads, for every
+vector of outputs, 64 rows d² apart. speed/test_bench_growth.py times a step against a plain
+read of its blocks. The attributes `A`, ..., `h` still read and assign in the samples-first
+layout (n_batches, batch_size, ...), as views.
 """
 from __future__ import annotations
 
