@@ -23,6 +23,9 @@ from .cli_leaderboard import user_errors
 from .config import parse_seeds
 
 SUBFOLDER = "hypergradients"
+# Sized for a small machine (a few minutes on 2 cores); literature sizes only when asked with -p.
+DEFAULT_PROBLEMS = ("quadratic[n_inner=256,n_outer=256,dim_x=10,dim_y=10,batch_size=32]",
+                    "logreg[n_train_max=640,batch_size=32]")
 
 
 def _sweep_file(folder: Path, problem: str, sweep: track.Sweep, seeds: list[int], dtype: str) -> Path:
@@ -47,7 +50,8 @@ def load_track(directory: str | Path) -> pd.DataFrame:
 
 @click.command("hypergradients")
 @click.option("-p", "--problem", "problem_specs", multiple=True, metavar="SPEC",
-              help="problem[key=value,...] with an exact hypergradient; repeatable [default: quadratic, logreg].")
+              help="problem[key=value,...] with an exact hypergradient; repeatable [default: a small quadratic "
+                   "and a small logreg, cli_hypergradients.DEFAULT_PROBLEMS].")
 @click.option("-s", "--solver", "solver_names", multiple=True, metavar="NAME",
               help="only these estimators (repeatable) [default: every sweep of hypergradients.SWEEPS].")
 @click.option("--seeds", default="0", show_default=True, help="Seeds of the stochastic estimators, e.g. 0-2.")
@@ -60,7 +64,7 @@ def load_track(directory: str | Path) -> pd.DataFrame:
 def hypergradients_command(problem_specs, solver_names, seeds, dtype, device, output, force) -> None:
     """Measure every estimator's hypergradient error against its cost (oracle calls, time)."""
     console = Console()
-    problem_specs = list(problem_specs) or ["quadratic", "logreg"]
+    problem_specs = list(problem_specs) or list(DEFAULT_PROBLEMS)
     sweeps = [track.sweep_by_label(name) for name in solver_names] or list(track.SWEEPS)
     seed_list = parse_seeds(seeds)
     folder = Path(output) / SUBFOLDER

@@ -222,3 +222,22 @@ def test_unknown_claim_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(claims_module, "claims", _tiny_claims)
     result = CliRunner().invoke(main, ["claims", "--only", "nope"])
     assert result.exit_code == 1 and "unknown claim 'nope'" in result.output
+
+
+def test_deq_claim_reads_the_cosine_to_the_exact_hypergradient():
+    """deq-shine-jfb on hand-made runs: cheaper backwards and SHINE's cosine above 0.5 with JFB's lower
+    holds; JFB's cosine above SHINE's fails; no cosine recorded is inconclusive."""
+    from benchopt_bilevel.claims import deq_backward as deq
+
+    def runs(cosines, seconds=(1.0, 0.4, 0.2)):
+        return rows_of(*(run_rows(spec_, s, [1.0, 0.9, 0.8], steps=[0, 1, 2], hypergradient_cosine=[np.nan, c, c])
+                         .assign(time=[0.0, t, 2 * t])
+                         for spec_, c, t in zip((deq.IMPLICIT, deq.SHINE, deq.JFB), cosines, seconds)
+                         for s in (0, 1, 2)))
+
+    assert deq.predicate(runs((0.99, 0.8, 0.3))).verdict == "holds"
+    assert deq.predicate(runs((0.99, 0.6, 0.8))).verdict == "fails"  # JFB points closer than SHINE
+    assert deq.predicate(runs((0.99, 0.4, 0.3))).verdict == "fails"  # SHINE below 0.5
+    assert deq.predicate(runs((0.99, 0.8, 0.3), seconds=(1.0, 2.0, 0.2))).verdict == "fails"  # SHINE dearer
+    no_cosine = runs((0.99, 0.8, 0.3)).drop(columns="hypergradient_cosine")
+    assert deq.predicate(no_cosine).verdict == "inconclusive"

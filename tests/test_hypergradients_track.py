@@ -64,3 +64,36 @@ def test_a_problem_without_the_exact_hypergradient_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["hypergradients", "-p", "hypercleaning", "-s", "jfb", "-o", str(tmp_path)])
     assert result.exit_code != 0
     assert "no exact hypergradient" in result.output
+
+
+def test_deq_exact_hypergradient_matches_finite_differences_of_h():
+    """deq's exact ∇h (float64 equilibrium, dense adjoint solve) against central differences of
+    h(x) = f(x, z*(x)) along 2 random directions, on the tiny configuration with one batch.
+    The step 1e-5 is small enough for the equilibrium to stay on its branch (at 1e-4 the
+    differences already move by a few percent); the tolerance, 1e-4 relative, is loose against
+    the truncation and rounding of float64 central differences at that step."""
+    import time
+
+    import torch
+
+    from benchopt_bilevel.problems.deq import DEQ, DEQParams
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny network: threads only add overhead
+    try:
+        params = DEQParams(dataset="synthetic", config="tiny", image_size=8, batch_size=2, n_train=2, n_test=4)
+        problem = DEQ(params, torch.Generator().manual_seed(0)).to("cpu", torch.float32)
+        x = problem.x0().to(torch.float64)
+        start = time.perf_counter()
+        gradient = problem.hypergradient(x)
+        seconds = time.perf_counter() - start
+        assert torch.isfinite(gradient).all() and float(gradient.norm()) > 0
+        directions = torch.randn(2, x.numel(), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        for d in directions / directions.norm(dim=1, keepdim=True):
+            eps = 1e-5
+            finite_difference = float(problem.value(x + eps * d) - problem.value(x - eps * d)) / (2 * eps)
+            assert abs(finite_difference - float(gradient @ d)) <= 1e-4 * abs(float(gradient @ d)) + 1e-8
+    finally:
+        torch.set_num_threads(threads)
+    print(f"deq exact hypergradient: {seconds:.2f} s")
+    assert seconds < 30  # a few seconds on an idle core; generous for a shared machine
