@@ -11,12 +11,13 @@ prints the aten ops of the exported loop body, the kernels and extern calls of t
 interleaved, so that a shared, loaded machine affects them alike (compare their ratios).
 `--variant sampling` keeps the batch draws and replaces the logistic oracles by a cheap stand-in
 that still reads the drawn batch (so nothing is dead code); `--variant oracles` keeps the oracles
-on a fixed batch (the keys are still split, the draws are not made). Comparing the three says
+and replaces each draw's hash by the key modulo the block count (the keys are still split). Comparing the three says
 how much of a step is sampling and how much the oracles.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shutil
 import sys
@@ -30,19 +31,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchopt_bilevel import fast, rng  # noqa: E402
+from benchopt_bilevel import fast, fast_options, rng  # noqa: E402
 from benchopt_bilevel.fixtures import build_problem  # noqa: E402
 from benchopt_bilevel.oracles import Oracles  # noqa: E402
 from benchopt_bilevel.registry import get_solver  # noqa: E402
 
 
-class OraclesOnFixedBatch(Oracles):
-    """The oracles on block 0 always: no draw is made (the experiment without sampling)."""
+class OraclesWithCheapDraws(Oracles):
+    """The oracles on a block given by the key modulo the block count (one op instead of the
+    hash of `rng.randint`): the gathers stay data-dependent, the draws cost nothing."""
 
     def sample_inner(self, key: torch.Tensor) -> torch.Tensor:
-        return torch.zeros((), dtype=torch.int64, device=key.device)
+        return key % self.n_inner_batches
 
-    sample_outer = sample_inner
+    def sample_outer(self, key: torch.Tensor) -> torch.Tensor:
+        return key % self.n_outer_batches
 
 
 class SamplingOnly(Oracles):
@@ -65,7 +68,7 @@ class SamplingOnly(Oracles):
         return self._stand_in(v, batch), self._stand_in(x, batch)
 
 
-VARIANTS = {"full": Oracles, "oracles": OraclesOnFixedBatch, "sampling": SamplingOnly}
+VARIANTS = {"full": Oracles, "oracles": OraclesWithCheapDraws, "sampling": SamplingOnly}
 
 
 def loop_body_ops(program: torch.export.ExportedProgram) -> Counter[str]:
@@ -137,11 +140,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dump", default=None, help="a folder to write the generated C++ into")
     parser.add_argument("--ops", action="store_true", help="list the loop body's ops by name")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an Inductor option added to fast_options.INDUCTOR_OPTIONS (a Python literal)")
     parser.add_argument("--save", default=None, help="a path to keep the built package at")
     parser.add_argument("--compare", nargs="+", default=None, help="saved packages to time")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    for option in args.option:
+        name, value = option.split("=", 1)
+        fast_options.INDUCTOR_OPTIONS[name] = ast.literal_eval(value)
     problem = build_problem("logreg", getattr(torch, args.dtype))
     oracles = VARIANTS[args.variant](problem)
     solver = get_solver(args.solver)()
@@ -158,7 +166,8 @@ def main() -> None:
     program = fast.export_steps(solver, oracles, state)
     export_s = time.perf_counter() - start
     ops = loop_body_ops(program)
-    print(f"{args.solver} on logreg ({args.variant}, {args.dtype}, {args.threads} thread(s))")
+    print(f"{args.solver} on logreg ({args.variant}, {args.dtype}, {args.threads} thread(s)), "
+          f"options {fast_options.INDUCTOR_OPTIONS}")
     print(f"export {export_s:.1f} s; loop body: {sum(ops.values())} aten ops")
     if args.ops:
         for name, count in ops.most_common():
