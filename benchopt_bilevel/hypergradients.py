@@ -16,6 +16,7 @@ parameters held fixed (e.g. no inner steps of its own, so that the inner point i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -150,19 +151,27 @@ def measure(problem: Problem, solver_name: str, params: Mapping[str, Any], x: Te
             "step_time": float(np.median(times))}
 
 
+@functools.lru_cache(maxsize=8)
+def _setup(spec: str, dtype: str, device: str) -> tuple[str, Problem, list[tuple[str, Tensor, str, Tensor]]]:
+    """The problem of SPEC and its reference points, built once a process: the CLI measures one
+    sweep at a time, and the point near x* costs tens of exact solves on logreg."""
+    name, values = parse_spec(spec)
+    problem_cls = get_problem(name)
+    problem = build_problem(problem_cls, build_params(problem_cls.Params, values, f"problem {name!r}"),
+                            torch.device(device), DTYPES[dtype])
+    if not callable(getattr(problem, "hypergradient", None)):
+        raise UserError(f"problem {name!r} has no exact hypergradient: the track cannot measure errors on it")
+    return name, problem, reference_points(problem)
+
+
 def run_track(problem_specs: Iterable[str], sweeps: Iterable[Sweep] = SWEEPS, seeds: Iterable[int] = (0,),
               dtype: str = "float64", device: str = "cpu", log=None) -> pd.DataFrame:
     """Every sweep at every reference point of every problem: one row per measurement."""
     rows = []
     sweeps, seeds = list(sweeps), list(seeds)
     for spec in problem_specs:
-        name, values = parse_spec(spec)
-        problem_cls = get_problem(name)
-        problem = build_problem(problem_cls, build_params(problem_cls.Params, values, f"problem {name!r}"),
-                                torch.device(device), DTYPES[dtype])
-        if not callable(getattr(problem, "hypergradient", None)):
-            raise UserError(f"problem {name!r} has no exact hypergradient: the track cannot measure errors on it")
-        for x_label, x, y_label, y in reference_points(problem):
+        name, problem, points = _setup(spec, dtype, device)
+        for x_label, x, y_label, y in points:
             for sweep in sweeps:
                 skip = get_solver(sweep.solver)().skip(problem)
                 if skip:
