@@ -6,7 +6,7 @@ float32, one thread. For each pair, from one state: eager steps (`chunks.make_ch
 `FastChunk` whose first call builds the library (or loads it: the build cache is
 $MEASURE_CACHE when set, else a fresh directory), the best of 3 timings of 2000 steps in one
 call and of 20 calls of 32 steps (the runner's default chunk), then a second `FastChunk` on the
-same cache (a hit: one load). The machine's load moves absolute figures: compare within a line.
+same cache (a hit: one load), and µs per step by steps per call. The machine's load moves absolute figures: compare within a line.
 """
 from __future__ import annotations
 
@@ -56,11 +56,14 @@ def measure(problem_spec: str, solver_name: str, steps: int = 2000) -> str:
         built = "cold build" if chunk.cache_hit is False else "load (hit)"
         fast_us = min(_seconds(lambda: chunk(start, steps)) for _ in range(3)) / steps * 1e6
         fast32_us = min(_seconds(lambda: chunk(start, 32)) for _ in range(20)) / 32 * 1e6
+        by_length = {n: min(_seconds(lambda: chunk(start, n)) for _ in range(5)) / n * 1e6
+                     for n in (32, 128, 512, 2000)}
         again = FastChunk(solver, oracles, CPU, torch.float32, directory)
         hit = _seconds(lambda: again(dict(state), 1))
     return (f"{problem_spec} {solver_name}: eager {eager_us:.1f} µs/step; fast {fast_us:.1f} µs/step "
             f"({steps} per call), {fast32_us:.1f} (32 per call); eager/fast {eager_us / fast32_us:.1f} (32 per "
-            f"call); first call {first_call:.1f} s ({built}); hit {hit:.2f} s")
+            f"call); first call {first_call:.1f} s ({built}); hit {hit:.2f} s; µs/step by steps per call (best "
+            f"of 5): " + ", ".join(f"{n}: {us:.1f}" for n, us in by_length.items()))
 
 
 if __name__ == "__main__":
