@@ -204,3 +204,13 @@ def test_run_fast_end_to_end(soba_build, tmp_path):
     assert (rows["path"] == "fast").all() and bool(rows["build_cache_hit"].iloc[-1])
     clash = runner.invoke(main, [*args, "--fast", "--path", "eager"])
     assert clash.exit_code != 0 and "disagree" in clash.output
+
+
+def test_tune_counts_builds_and_reuses():
+    from benchopt_bilevel.tuning import step_paths
+
+    def run(path, hit):
+        return pd.DataFrame({"solver": ["soba"] * 2, "path": [path] * 2, "build_cache_hit": [hit] * 2})
+
+    tables = [run("fast", False), run("fast", True), run("fast", True), run("eager", None), pd.DataFrame()]
+    assert step_paths(tables) == {"built": 1, "reused": 2, "eager": 1, "compiled": 0}
