@@ -13,6 +13,37 @@ interleaved, so that a shared, loaded machine affects them alike (compare their 
 that still reads the drawn batch (so nothing is dead code); `--variant oracles` keeps the oracles
 and replaces each draw's hash by the key modulo the block count (the keys are still split). Comparing the three says
 how much of a step is sampling and how much the oracles.
+
+Findings (torch 2.13, AVX-512 CPU shared by several jobs, load average ~14 on 2 cores: absolute
+figures are inflated and noisy, ratios within one --compare run are what to read). One run of
+
+    profile_fast_step.py --compare before.pt2 sampling.pt2 after.pt2 cheap_draws.pt2 \
+        built_with_2_threads.pt2 --steps 128 --repeats 300
+
+(packages saved with --save from the code before and after the logistic oracles' change) gave
+µs per step, SOBA: 16.6 before, 10.2 after (0.61x); sampling only 5.4; after with the draws'
+hash replaced by key mod count 10.2 (the hash, inlined by Inductor in each gather loop, costs
+nothing measurable); after but built by a 2-thread process and run on one thread 12.2. SABA
+(`--solver saba`, same run length): 29.2 before, 23.4 after (0.80x).
+
+- Before, each step called three extern (1, 64) @ (64, 22) products (mm through the C shim and
+  the dispatcher): the weighted row sums of ∇_y g, ∇²_yy g v and ∇_y f. Written as a broadcast
+  and sum when compiled (`problems/_logistic.weighted_row_sum`), they fuse into the step's one
+  kernel: SOBA's loop body is one fused kernel and the loop condition's, no extern call.
+- What remains is mostly the wrapper, not arithmetic: `perf record` of `--compare after.pt2
+  --steps 1024 --repeats 300`, read over the last 15 % of the run (`perf report --sort dso
+  --time 85%-100%`) without Python (its exit-time GC), puts about half of the samples in glibc
+  malloc/free (each intermediate and each new carry is a 64-byte aligned
+  `aoti_torch_empty_strided`: memalign bypasses glibc's tcache), ~30 % in TensorImpl and handle
+  management (libtorch, c10) and ~20 % in the library itself (kernels and wrapper); SOBA
+  allocates 13 buffers per step (7 of them the new carry). `memory_planning` and
+  `aot_inductor.allow_stack_allocation` would pool or stack them but do not compile with a
+  while_loop (see fast_options.py).
+- SABA's extra ~13 µs over SOBA are its five SAGA memories: `index_copy` is functional, so each
+  step copies 3 x 625 x 22 + 2 x 156 x 22 floats (~190 KB) into fresh carries.
+- Threads: Inductor generates OpenMP regions from torch.get_num_threads() at build time; a
+  library built with 2 threads ran ~12x slower when run with 2 threads on the loaded machine.
+  Fast builds are therefore single-threaded (`cpp.threads` in fast_options.py).
 """
 from __future__ import annotations
 
