@@ -161,6 +161,9 @@ def _setup(spec: str, dtype: str, device: str) -> tuple[str, Problem, list[tuple
                             torch.device(device), DTYPES[dtype])
     if not callable(getattr(problem, "hypergradient", None)):
         raise UserError(f"problem {name!r} has no exact hypergradient: the track cannot measure errors on it")
+    if not callable(getattr(problem, "y_star", None)):  # deq: an exact ∇h, but no y*(x) to start from
+        raise UserError(f"problem {name!r} states no exact inner solution y_star(x): the track's reference "
+                        "points start from it")
     return name, problem, reference_points(problem)
 
 
