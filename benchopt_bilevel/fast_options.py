@@ -10,8 +10,9 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
     # Single-threaded kernels whatever torch.get_num_threads() is when the library is built
     # (Inductor reads it at code generation, default cpp.threads = -1, and wraps loops with
     # enough work in OpenMP regions). A fast step is microseconds of arithmetic: SOBA on ijcnn1
-    # built with 2 threads ran 1.2x slower on one thread and ~12x slower on two (fork/join per
-    # kernel, measured with speed/profile_fast_step.py --threads 2 --compare on a loaded machine).
+    # built by a 2-thread process ran 1.2x slower on one thread and 1.7x slower on two than this
+    # build (OpenMP fork/join per step; best of 128-step calls, speed/profile_fast_step.py
+    # --compare, --threads 2 for the latter; 12x in 1024-step calls on a loaded machine).
     "cpp.threads": 1,
 }
 # Measured and not kept (speed/profile_fast_step.py --option): "memory_planning": True and

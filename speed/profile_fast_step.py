@@ -41,9 +41,12 @@ nothing measurable); after but built by a 2-thread process and run on one thread
   while_loop (see fast_options.py).
 - SABA's extra ~13 µs over SOBA are its five SAGA memories: `index_copy` is functional, so each
   step copies 3 x 625 x 22 + 2 x 156 x 22 floats (~190 KB) into fresh carries.
-- Threads: Inductor generates OpenMP regions from torch.get_num_threads() at build time; a
-  library built with 2 threads ran ~12x slower when run with 2 threads on the loaded machine.
-  Fast builds are therefore single-threaded (`cpp.threads` in fast_options.py).
+- Threads: Inductor generates OpenMP regions from torch.get_num_threads() at build time (one
+  in SOBA's step when built by a 2-thread process). Run with 2 threads, that library took
+  18.0 µs per step against 10.5 for a build with `cpp.threads` = 1 (`--threads 2 --compare ...
+  --steps 128 --repeats 100`); 12x slower in 1024-step calls on the loaded machine. Fast builds
+  are therefore single-threaded (`cpp.threads` in fast_options.py; no OpenMP region then, even
+  built by a 2-thread process).
 """
 from __future__ import annotations
 
