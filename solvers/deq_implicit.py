@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from benchopt_bilevel import rng
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.nn.broyden import broyden, inverse_apply_transpose
 from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
 from benchopt_bilevel.params import ours, paper
@@ -99,9 +100,7 @@ class DEQImplicit(Solver):
         if p.backward == "jfb":
             return grad_y_f
         if p.backward == "capped":
-            w = b
-            for _ in range(p.backward_iters):
-                w = adjoint_map(w)
+            (w,) = repeat(p.backward_iters, lambda carry: (adjoint_map(carry[0]),), (b,))
             return w.reshape(-1)
         if p.backward == "shine":
             w = -inverse_apply_transpose(estimate, b)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.params import ours
 from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
@@ -65,13 +66,18 @@ class FMD(Solver):
         x = state["x"]
         y = state["y"] if p.warm_start else state["y_start"]
         eye = torch.eye(x.numel(), dtype=x.dtype, device=x.device).reshape(x.numel(), *x.shape)
-        columns = [torch.zeros_like(y) for _ in range(x.numel())]  # Z_t e_i
-        for _ in range(p.n_inner_steps):
-            columns = [z - p.step_inner * (oracles.hvp_inner(x, y, z, None)
-                                           + oracles.cross_t_inner(x, y, e, None))
-                       for z, e in zip(columns, eye)]
-            y = y - p.step_inner * oracles.grad_inner_y(x, y, None)
+
+        def one_step(carry: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            y, columns = carry  # columns[i] = Z_t e_i; eye's rows taken inside (closed-over views alias)
+            columns = torch.stack([z - p.step_inner * (oracles.hvp_inner(x, y, z, None)
+                                                       + oracles.cross_t_inner(x, y, e, None))
+                                   for z, e in zip(columns.unbind(0), eye.unbind(0))])
+            return y - p.step_inner * oracles.grad_inner_y(x, y, None), columns
+
+        # The T inner steps are one loop body (a while_loop in a fast build, whatever T).
+        start = (y, torch.zeros((x.numel(), *y.shape), dtype=y.dtype, device=y.device))
+        y, columns = repeat(p.n_inner_steps, one_step, start)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, None)
-        d = grad_x_f + torch.stack([torch.sum(z * grad_y_f) for z in columns]).reshape(x.shape)
+        d = grad_x_f + torch.stack([torch.sum(z * grad_y_f) for z in columns.unbind(0)]).reshape(x.shape)
         return {"x": x - p.step_outer * d, "y": y, "y_start": state["y_start"],
                 "key": state["key"], "hypergradient": d}

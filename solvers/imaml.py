@@ -34,7 +34,7 @@ from benchopt_bilevel import inner as inner_lib
 from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
-from benchopt_bilevel.linalg import conjugate_gradient
+from benchopt_bilevel.linalg import conjugate_gradient, repeat
 from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
 from benchopt_bilevel.params import paper
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
@@ -104,8 +104,9 @@ class IMAML(Solver):
         p = self.params
         x, y, key = state["x"], state["y"], state["key"]
         episodic = oracles.episodic
-        total = torch.zeros_like(x)
-        for _ in range(p.n_tasks):
+
+        def one_task(carry: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            key, y, total = carry
             key, k_inner, k_outer = rng.split(key, 3)
             batch = oracles.sample_inner(k_inner)
             outer_batch = batch if episodic else oracles.sample_outer(k_outer)
@@ -118,7 +119,10 @@ class IMAML(Solver):
             grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
             v = conjugate_gradient(hessian_matvec(oracles, x, y, batch), grad_y_f, maxiter=p.n_cg_steps,
                                    stop_at_negative_curvature=True)
-            total = total + implicit_hypergradient(oracles, x, y, v, batch, grad_x_f)
+            return key, y, total + implicit_hypergradient(oracles, x, y, v, batch, grad_x_f)
+
+        # The tasks are one loop body (a while_loop in a fast build: one task in the graph).
+        key, y, total = repeat(p.n_tasks, one_task, (key, y, torch.zeros_like(x)))
         hypergradient = total / p.n_tasks
         update, opt_state = self.outer.update(hypergradient, state)
         return {"x": x - update, **opt_state, "y": y, "key": key, "hypergradient": hypergradient}

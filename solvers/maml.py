@@ -27,6 +27,7 @@ import torch
 
 from benchopt_bilevel import inner, rng
 from benchopt_bilevel.errors import UserError
+from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.optim import check_outer_optimizer, outer_optimizer
 from benchopt_bilevel.params import ours, paper
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
@@ -89,23 +90,32 @@ class MAML(Solver):
         p = self.params
         x, y, key = state["x"], state["y"], state["key"]
         episodic = oracles.episodic
-        total = torch.zeros_like(x)
-        for _ in range(p.n_tasks):
+
+        def one_task(carry: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            key, y, total = carry
             key, k_inner, k_outer = rng.split(key, 3)
             batch = oracles.sample_inner(k_inner)
             outer_batch = batch if episodic else oracles.sample_outer(k_outer)
             y0 = oracles.y_start(x, batch) if episodic else y
-            path = inner.gradient_descent_path(oracles, x, y0, p.n_inner_steps, p.step_inner, batch)
-            y = path[-1]
-            d, adjoint = oracles.grad_outer(x, y, outer_batch)
-            if not p.first_order:
+            if p.first_order:  # no reverse sweep: the inner steps are one loop body
+                y = inner.gradient_descent(oracles, x, y0, p.n_inner_steps, p.step_inner, batch)
+                d, adjoint = oracles.grad_outer(x, y, outer_batch)
+            else:
+                # The reverse sweep needs every iterate y_t of the forward steps: both stay
+                # unrolled (T bodies each in a fast build; T ≤ 10 in the search space).
+                path = inner.gradient_descent_path(oracles, x, y0, p.n_inner_steps, p.step_inner, batch)
+                y = path[-1]
+                d, adjoint = oracles.grad_outer(x, y, outer_batch)
                 for y_t in reversed(path[:-1]):
                     hvp, cross = oracles.hvp_cross_inner(x, y_t, adjoint, batch)
                     d = d - p.step_inner * cross
                     adjoint = adjoint - p.step_inner * hvp
             if episodic:
                 d = d + oracles.y_start_vjp(x, batch, adjoint)
-            total = total + d
+            return key, y, total + d
+
+        # The tasks are one loop body (a while_loop in a fast build: one task in the graph).
+        key, y, total = repeat(p.n_tasks, one_task, (key, y, torch.zeros_like(x)))
         hypergradient = total / p.n_tasks
         update, opt_state = self.outer.update(hypergradient, state)
         return {"x": x - update, **opt_state, "y": y, "key": key, "hypergradient": hypergradient}
