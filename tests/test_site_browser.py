@@ -318,3 +318,35 @@ def test_claims_page_links_from_the_leaderboard_and_shows_failures(browser, site
                         ".map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; })")
     assert len(sizes) == 3 and all(w > 300 and h > 150 for w, h in sizes)
     assert claims.eval("document.querySelectorAll('img, link, script[src], iframe').length") == 0
+
+
+def test_hypergradients_page_links_from_the_leaderboard_and_lays_out_its_plots(browser, site, tmp_path):
+    """A results folder with the hypergradient track: the leaderboard links to hypergradients.html, which
+    shows per problem the two Pareto plots (calls, time), laid out, and the cheapest-estimator table."""
+    import pandas as pd
+
+    _, rows = site
+    results = tmp_path / "hg"
+    for run_id, run in rows.groupby("run_id"):
+        write_run(run, results, run_id)
+    measured = [("aid-cg", 1, 4, 1e-1), ("aid-cg", 8, 32, 1e-5), ("jfb", float("nan"), 2, 3e-1)]
+    track = pd.DataFrame([{"problem": p, "x_point": "x0", "y_point": "y*(x)", "estimator": e, "solver": e,
+                           "budget": b, "oracle_calls": c, "relative_error": r, "step_time": c * 1e-5, "seed": 0}
+                          for p in ("quadratic", "logreg") for e, b, c, r in measured])
+    (results / "hypergradients").mkdir()
+    track.to_parquet(results / "hypergradients" / "sweep.parquet")
+    out = CliRunner().invoke(main, ["publish", str(results), "--site", str(tmp_path / "site")])
+    assert out.exit_code == 0, out.output
+
+    page = browser(tmp_path / "site" / "index.html")
+    assert page.eval("document.getElementById('hypergradients-link').getAttribute('href')") == "hypergradients.html"
+    hg = browser(tmp_path / "site" / "hypergradients.html")
+    assert hg.eval("Array.from(document.querySelectorAll('section.problem')).map(s => s.dataset.problem)") == [
+        "quadratic", "logreg"]
+    sizes = hg.eval("Array.from(document.querySelectorAll('.pareto svg'))"
+                    ".map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; })")
+    assert len(sizes) == 4 and all(w > 300 and h > 150 for w, h in sizes)
+    cheapest = hg.eval("Array.from(document.querySelectorAll('table.cheapest tbody tr'))"
+                       ".map(r => r.cells[3].textContent)")
+    assert cheapest == ["aid-cg = 8"] * 4
+    assert hg.eval("document.querySelectorAll('img, link, script[src], iframe').length") == 0
