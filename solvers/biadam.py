@@ -106,6 +106,7 @@ class BiAdam(Solver):
             "w": weight * phi + (1 - weight) * state["w"],
             "u": weight * grad_y_g + (1 - weight) * state["u"],
             "a": p.beta * state["a"] + (1 - p.beta) * phi ** 2,
-            "b": p.beta * state["b"] + (1 - p.beta) * torch.linalg.vector_norm(grad_y_g),
+            # .to: in a fast build β is a float64 0-dim tensor, which promotes the 0-dim b (a no-op eager)
+            "b": (p.beta * state["b"] + (1 - p.beta) * torch.linalg.vector_norm(grad_y_g)).to(state["b"].dtype),
             "key": key, "t": t + 1, "hypergradient": phi,
         }
