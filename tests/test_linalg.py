@@ -7,7 +7,7 @@ import torch
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.linalg import (SOLVERS, conjugate_gradient, fixed_point, get_linear_solver, lanczos, neumann,
-                                     random_neumann_product, stochastic_neumann, subspace)
+                                     random_neumann_product, repeat, stochastic_neumann, subspace)
 
 # Every solver with the common signature, registered for the AID family or not.
 SOLVE = {**SOLVERS, "lanczos": lanczos, "subspace": subspace}
@@ -238,3 +238,82 @@ def test_random_neumann_product_compiles_to_one_graph_with_a_data_dependent_leng
     finally:
         torch._dynamo.reset()
     assert len(lengths) > 2  # several lengths went through the one graph
+
+
+# -- fixed-count loops as one loop in an exported graph -------------------------------------------
+def _exported(fn, *inputs):
+    """torch.export of fn(*inputs) (non-strict, as the fast path exports a step)."""
+
+    class Module(torch.nn.Module):
+        def forward(self, *args):
+            return fn(*args)
+
+    with torch.no_grad():
+        return torch.export.export(Module(), inputs, strict=False)
+
+
+def _while_loops(program) -> int:
+    return sum(node.op == "call_function" and "while_loop" in str(node.target)
+               for node in program.graph_module.graph.nodes)
+
+
+def _calls(program, target: str) -> int:
+    """Calls of the aten operator `target` (e.g. "mv") in every graph of the program."""
+    return sum(f"aten.{target}." in str(node.target)
+               for module in program.graph_module.modules() if isinstance(module, torch.fx.GraphModule)
+               for node in module.graph.nodes)
+
+
+@pytest.mark.parametrize("name", sorted(SOLVE))
+def test_exported_solvers_are_one_loop_and_give_the_eager_solution(name):
+    """maxiter = 12 iterations export as one while_loop whose body holds one matvec (two for the
+    Lanczos start and the subspace's first products, outside the loop), with the eager iterate;
+    with a tolerance too (CG's freeze is a mask, not a branch on the residual)."""
+    A, b, _ = _system(d=8)
+    options = {} if name == "cg" else {"step": 0.5}
+    for tol in (0.0, 1e-3):
+        def solve(b):
+            return SOLVE[name](lambda w: torch.mv(A, w), b, maxiter=12, tol=tol, **options)
+
+        program = _exported(solve, b)
+        assert _while_loops(program) == 1
+        assert _calls(program, "mv") <= 3  # not 12 unrolled products
+        torch.testing.assert_close(program.module()(b), solve(b), rtol=0, atol=1e-13)
+
+
+def test_exported_stochastic_neumann_is_one_loop_with_the_eager_estimate_and_key():
+    matrices = torch.stack([_system(d=6, seed=s)[0] for s in range(3)])
+
+    def matvec(ws, key):
+        A = torch.index_select(matrices, 0, rng.randint(key, 3).reshape(1)).squeeze(0)
+        return [torch.mv(A, w) for w in ws]
+
+    def estimate(b, key):
+        (v, w), key = stochastic_neumann(matvec, [b, 2 * b], key=key, maxiter=9, step=0.3)
+        return v, w, key
+
+    b, key = _system(d=6)[1], rng.make_key(5)
+    program = _exported(estimate, b, key)
+    assert _while_loops(program) == 1
+    v, w, new_key = program.module()(b, key)
+    v_eager, w_eager, key_eager = estimate(b, key)
+    torch.testing.assert_close(v, v_eager, rtol=0, atol=1e-13)
+    torch.testing.assert_close(w, w_eager, rtol=0, atol=1e-13)
+    assert int(new_key) == int(key_eager)
+
+
+def test_repeat_counts_eager_and_copies_an_input_returned_as_is_when_exported():
+    calls = []
+
+    def body(carry):
+        calls.append(1)
+        a, b = carry
+        return a + b, b  # b unchanged: returned as is
+
+    a, b = torch.zeros(3), torch.ones(3)
+    assert torch.equal(repeat(5, body, (a, b))[0], torch.full((3,), 5.0))
+    assert len(calls) == 5
+    assert repeat(0, body, (a, b)) == (a, b)
+    program = _exported(lambda a, b: repeat(5, lambda c: (c[0] + c[1], c[1]), (a, b)), a, b)
+    assert _while_loops(program) == 1
+    assert torch.equal(program.module()(a, b)[0], torch.full((3,), 5.0))
