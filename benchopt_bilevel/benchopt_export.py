@@ -44,8 +44,9 @@ BENCHOPT_SYSINFO = ("env-OMP_NUM_THREADS", "platform", "platform-architecture", 
                     "benchmark-git-tag")
 # Metric columns of our schema without benchopt's `objective_` prefix.
 UNPREFIXED_METRICS = ("hypergradient_error", "hypergradient_cosine")
-# One output file per setting: runs of different settings are different benchmark runs.
-SETTING = ["device", "device_name", "dtype", "compiled"]
+# One output file per setting: runs of different settings (step paths included: eager, compiled
+# and fast steps time different things) are different benchmark runs.
+SETTING = ["device", "device_name", "dtype", "path"]
 
 OBJECTIVE_STUB = '''"""Exported by benchopt-bilevel: results only, this benchmark cannot be run by benchopt."""
 from benchopt import BaseObjective
@@ -160,6 +161,13 @@ def _write_parquet(table: pd.DataFrame, path: Path) -> Path:
     return atomic_write(path, lambda handle: pq.write_table(arrow, handle))
 
 
+def _step_path(runs: pd.DataFrame) -> pd.Series:
+    """Each row's step path; rows written before the column existed read it from `compiled`."""
+    compiled = runs["compiled"].fillna(False).astype(bool) if "compiled" in runs else pd.Series(False, index=runs.index)
+    implied = compiled.map({True: "compiled", False: "eager"})
+    return runs["path"].fillna(implied).astype(str) if "path" in runs else implied
+
+
 def export_benchopt(results: pd.DataFrame, root: str | os.PathLike) -> list[Path]:
     """Write one benchopt benchmark folder per problem instance under ROOT; returns the
     output files written (one per setting of each instance)."""
@@ -169,6 +177,7 @@ def export_benchopt(results: pd.DataFrame, root: str | os.PathLike) -> list[Path
         return written
     for (problem, params), instance in results.groupby(["problem", "problem_params"], sort=True):
         folder = root / instance_folder(problem, params)
+        instance = instance.assign(path=_step_path(instance))
         tables = [benchopt_table(runs) for _, runs in instance.groupby(SETTING, sort=True)]
         tables = [t for t in tables if not t.empty]
         if not tables:
@@ -178,8 +187,9 @@ def export_benchopt(results: pd.DataFrame, root: str | os.PathLike) -> list[Path
         (folder / "benchmark_meta.json").write_text(json.dumps({"pretty_name": name}, indent=1) + "\n")
         (folder / "objective.py").write_text(OBJECTIVE_STUB.format(name=name))
         for table in tables:
-            setting = _slug("-".join(str(table[key].iloc[0]) for key in SETTING if key != "compiled")
-                            + ("-compiled" if bool(table["compiled"].iloc[0]) else ""))
+            path = str(table["path"].iloc[0])
+            setting = _slug("-".join(str(table[key].iloc[0]) for key in SETTING if key != "path")
+                            + ("" if path == "eager" else f"-{path}"))
             written.append(_write_parquet(table, folder / "outputs" / f"{setting}.parquet"))
     return written
 

@@ -166,7 +166,7 @@ def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device
     # No seeds factor: a reference spec's random_state sets its own runs' seeds.
     err.print(f"{len(cells)} runs: {len(spec.problems)} problem(s) × {len(spec.solvers)} solver spec(s), "
               f"up to {spec.run.max_time:g} s of steps each → {output}/", highlight=False)
-    results = run_benchmark(cells, spec.run, output, console=err, executor=execution.make_executor(spec.run.max_time),
+    results = run_benchmark(cells, spec.run, output, console=err, executor=execution.make_executor(spec.run.max_time, spec.run.step_path),
                             force=execution.force)
     _print_summary(results)
     console.print(f"Results in {output}/ — `benchopt-bilevel show {output}`, `benchopt-bilevel plot {output}`")

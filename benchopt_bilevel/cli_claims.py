@@ -18,9 +18,12 @@ from .cli_leaderboard import user_errors
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=Path("claims"), show_default=True,
               help="Runs go here as ordinary run files (runs already complete are reused), the verdicts "
                    "to OUTPUT_DIR/claims.json; `publish OUTPUT_DIR --site SITE` shows them on a Claims page.")
+@click.option("--path", "step_path", type=click.Choice(["eager", "fast", "auto"]), default="auto", show_default=True,
+              help="how steps run: auto takes the fast path (built once per solver, cached) for solvers "
+                   "whose eager step is overhead-bound, eager elsewhere (docs/compile.md).")
 @execution_options
 @user_errors
-def claims(only: tuple[str, ...], list_only: bool, output_dir: Path, execution: Execution) -> None:
+def claims(only: tuple[str, ...], list_only: bool, output_dir: Path, step_path: str, execution: Execution) -> None:
     """Check the papers' headline claims: each claim's experiment, then its verdict
     (holds, fails or inconclusive) with the figures behind it."""
     from .claims import select
@@ -36,8 +39,8 @@ def claims(only: tuple[str, ...], list_only: bool, output_dir: Path, execution: 
         return
     err = Console(stderr=True, soft_wrap=True)
     longest = max(claim.experiment.max_time for claim in chosen)
-    executor = execution.make_executor(longest)
-    entries = run_claims(chosen, output_dir, console=err, executor=executor, force=execution.force,
+    executor = execution.make_executor(longest, step_path)
+    entries = run_claims(chosen, output_dir, console=err, executor=executor, force=execution.force, step_path=step_path,
                          on_claim=lambda entry: click.echo(line(entry)))
     counts = {verdict: sum(e["verdict"] == verdict for e in entries) for verdict in ("holds", "fails", "inconclusive")}
     click.echo(f"{len(entries)} claim(s): {counts['holds']} hold, {counts['fails']} fail, "

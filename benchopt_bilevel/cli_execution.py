@@ -16,6 +16,11 @@ import click
 from .errors import UserError
 
 
+# Seconds added to the default per-run limit when a run may build a fast-path library: the slowest
+# cold build measured on a 2-core CPU (docs/compile.md) with room for a loaded machine.
+BUILD_ALLOWANCE = 600.0
+
+
 @dataclass(frozen=True)
 class Execution:
     """The values of the execution options, as given on the command line."""
@@ -31,11 +36,13 @@ class Execution:
     slurm_array_parallelism: int = 256
     slurm_options: tuple[str, ...] = ()
 
-    def make_executor(self, max_time: float):
-        """The executor these options ask for; a run's time limit defaults to 10 × max_time + 300 s."""
+    def make_executor(self, max_time: float, step_path: str = "eager"):
+        """The executor these options ask for; a run's time limit defaults to 10 × max_time + 300 s,
+        plus BUILD_ALLOWANCE when its steps may be built for the fast path (a cold build of a
+        solver with long inner loops takes minutes on a small CPU; a cache hit well under a second)."""
         from .executors import make_executor  # noqa: PLC0415 - workers and submitit on demand
 
-        timeout = self.timeout or 10 * max_time + 300
+        timeout = self.timeout or 10 * max_time + 300 + (BUILD_ALLOWANCE if step_path != "eager" else 0)
         if self.executor == "local":
             return make_executor("local", jobs=self.jobs, timeout=timeout, threads=self.threads)
         if self.executor == "slurm":
@@ -63,7 +70,8 @@ _OPTIONS = (
                  help="local: a pool of isolated worker processes; slurm: job arrays through submitit; "
                       "inline: in this process, no isolation (debugging)."),
     click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="wall-clock seconds per run before it is killed (default 10 × max-time + 300)."),
+                 help="wall-clock seconds per run before it is killed (default 10 × max-time + 300, "
+                      "+ 600 when steps may be built for the fast path)."),
     click.option("--threads", type=click.IntRange(min=1), default=None,
                  help="torch/BLAS threads per worker (default: cores / jobs; slurm: cpus per task)."),
     click.option("--force", is_flag=True, help="rerun runs already complete in the output directory."),

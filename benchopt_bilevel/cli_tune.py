@@ -83,7 +83,7 @@ def tune(problem: str, solvers: tuple[str, ...], n_trials: int, tuning_seeds: st
                       stop_at_target_when_tuning=not no_stop_at_target, label=label or "", shift_seed=shift_seed,
                       target=target_value)
     plan.check()  # a bad plan ends before any worker starts
-    executor = execution.make_executor(config.max_time)
+    executor = execution.make_executor(config.max_time, config.step_path)
     err = Console(stderr=True, soft_wrap=True)
     for note in notes:
         err.print(note, highlight=False, markup=False)

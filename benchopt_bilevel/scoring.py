@@ -243,6 +243,11 @@ def _with_defaults(results: pd.DataFrame) -> pd.DataFrame:
     table["device_name"] = table["device_name"].fillna("unknown").astype(str)
     table["dtype"] = table["dtype"].fillna("").astype(str)
     table["compiled"] = table["compiled"].fillna(False).astype(bool)
+    # How steps ran (eager, compiled or fast): tables older than the column, and rows whose run
+    # never decided, read it from `compiled`.
+    implied = np.where(table["compiled"], "compiled", "eager")
+    table["path"] = table["path"].fillna(pd.Series(implied, index=table.index)) if "path" in table else implied
+    table["path"] = table["path"].astype(str)
     if "dataset" not in table:
         table["dataset"] = table["problem"]
     if "run_id" not in table:
@@ -261,7 +266,9 @@ def label_rows(results: pd.DataFrame) -> pd.DataFrame:
     """A copy of result rows with `device_class`, `problem_label` and `solver_label` added.
 
     Labels are computed once per distinct combination (problem and parameters; solver, parameters,
-    dtype and compilation), not once per row: a leaderboard has ~25 rows per run.
+    dtype and step path), not once per row: a leaderboard has ~25 rows per run. Rows of one solver
+    that ran on different step paths (eager, compiled, fast) are different entries, labelled by
+    their path, so they are never ranked as one.
     """
     table = _with_defaults(results)
     if table.empty:
@@ -279,11 +286,11 @@ def label_rows(results: pd.DataFrame) -> pd.DataFrame:
     table["problem_label"] = np.array([problem_labels[key] for key in zip(instances["problem"],
                                                                           instances["problem_params"])],
                                       dtype=object)[problem_codes]
-    setting_codes, first = _group_codes(table, ["solver_params", "dtype", "compiled"])
+    setting_codes, first = _group_codes(table, ["solver_params", "dtype", "path"])
     distinct = table.iloc[first]
-    table["_setting"] = np.array([json.dumps({**_json_dict(s), "dtype": d, "compiled": bool(c)}, sort_keys=True)
-                                  for s, d, c in zip(distinct["solver_params"], distinct["dtype"],
-                                                     distinct["compiled"])], dtype=object)[setting_codes]
+    table["_setting"] = np.array([json.dumps({**_json_dict(s), "dtype": d, "path": p}, sort_keys=True)
+                                  for s, d, p in zip(distinct["solver_params"], distinct["dtype"],
+                                                     distinct["path"])], dtype=object)[setting_codes]
     entry_codes, first = _group_codes(table, ["device_class", "solver", "problem_label", "_setting"])
     entries = table.iloc[first][["device_class", "solver", "problem_label", "_setting"]]
     solver_labels: dict[tuple[str, str, str], str] = {}
@@ -304,8 +311,8 @@ def label_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 # -- per run -----------------------------------------------------------------------------------
 RUN_COLUMNS = ["device_class", "problem_label", "solver_label", "run_id", "problem", "dataset", "problem_params",
-               "solver", "solver_params", "seed", "device", "device_name", "dtype", "compiled", "status",
-               "stop_reason", "message", "target_metric", "target_value", "reached", "time_to_target",
+               "solver", "solver_params", "seed", "device", "device_name", "dtype", "compiled", "path",
+               "status", "stop_reason", "message", "target_metric", "target_value", "reached", "time_to_target",
                "oracle_to_target", "final_metric", "final_time", "final_oracle_total", "final_step",
                "peak_memory_bytes"]
 

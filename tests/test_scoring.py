@@ -213,6 +213,16 @@ def test_labels_of_several_settings_of_a_solver():
     assert set(scoring.label_rows(tuned)["solver_label"]) == {"soba"}
 
 
+def test_eager_and_fast_rows_of_one_solver_are_two_entries():
+    eager = pd.DataFrame(reaching_at(1.0, "a", "p1", "soba", 0))
+    fast = pd.DataFrame(reaching_at(0.5, "b", "p1", "soba", 0)).assign(path="fast")
+    labelled = scoring.label_rows(pd.concat([eager, fast], ignore_index=True))
+    assert dict(zip(labelled["run_id"], labelled["solver_label"])) == {"a": "soba[path=eager]",
+                                                                         "b": "soba[path=fast]"}
+    runs = scoring.run_table(pd.concat([eager, fast], ignore_index=True), targets=TARGETS)
+    assert sorted(runs["path"]) == ["eager", "fast"]
+
+
 def test_show_uses_the_same_time_to_target():
     results = table(reaching_at(1.0, "a0", "quadratic", "A", 0), reaching_at(3.0, "a1", "quadratic", "A", 1))
     results = results.rename(columns={"objective_value": "objective_relative_suboptimality"})

@@ -316,7 +316,7 @@ def _score_table(table_id: str, device_scores: dict[str, pd.DataFrame]) -> str:
 def _provenance_panel(rows: pd.DataFrame) -> str:
     fields = [("runs", None), ("package_version", "package"), ("git_revision", "git revision"),
               ("torch_version", "torch"), ("python_version", "python"), ("device_name", "device"),
-              ("threads", "threads"), ("hostname", "host"), ("dtype", "dtype"), ("compiled", "compiled"),
+              ("threads", "threads"), ("hostname", "host"), ("dtype", "dtype"), ("path", "step path"),
               ("schema_version", "result schema"), ("code_hash", "code hash")]
     blocks = []
     for device, group in rows.groupby("device_class", sort=True):
