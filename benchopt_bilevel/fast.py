@@ -29,6 +29,7 @@ from typing import Any, Callable
 import torch
 
 from .fast_options import INDUCTOR_OPTIONS
+from .linalg import unaliased
 from .oracles import Oracles
 from .solver import Solver, State
 
@@ -87,9 +88,9 @@ class _Steps(torch.nn.Module):
             state = solver.step(self.oracles, dict(zip(keys, carry)))
             if sorted(state) != sorted(keys):
                 raise TypeError("a step must return a state with the keys of its input state")
-            # while_loop's body may not return one of its inputs as is (an unchanged entry).
-            return (i + 1, *(state[k].clone() if any(state[k] is c for c in carry) else state[k]
-                             for k in keys))
+            # while_loop's body may return neither an input as is (an unchanged entry) nor one
+            # tensor as two entries (a solver storing its direction twice): those are copied.
+            return (i + 1, *unaliased(tuple(state[k] for k in keys), carry))
 
         _, *out = while_loop(lambda i, *_: i < n, body, (torch.zeros_like(n), *values))
         return tuple(out)

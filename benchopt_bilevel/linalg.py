@@ -68,6 +68,19 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
 Carry = tuple[Tensor, ...]
 
 
+def unaliased(outputs: Carry, inputs: Carry) -> Carry:
+    """`outputs` with a copy of each one that is an input or an earlier output: a loop body
+    (`while_loop`) may return neither an input as is nor one tensor as two outputs."""
+    seen: list[Tensor] = []
+    fresh = []
+    for o in outputs:
+        if any(o is t for t in (*inputs, *seen)):
+            o = o.clone()
+        seen.append(o)
+        fresh.append(o)
+    return tuple(fresh)
+
+
 def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) -> Carry:
     """`body` applied `count` times to `carry` (count: an int or a 0-dim integer tensor).
 
@@ -76,8 +89,8 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
     not be data). Eager it is a Python loop, so the eager numbers and the oracle counts are those
     of a plain loop; a tensor count costs one read of a scalar (a device sync on a GPU): eager
     `while_loop` would compile its body, and the oracles do not count calls made while compiling.
-    `body` must return tensors of the carry's shapes and dtypes; an input returned as is is
-    copied (while_loop rejects outputs that alias inputs).
+    `body` must return tensors of the carry's shapes and dtypes; an input returned as is, or one
+    tensor returned twice, is copied (while_loop rejects outputs that alias).
     """
     carry = tuple(carry)
     if isinstance(count, int) and count <= 1 or not torch.compiler.is_compiling():
@@ -91,8 +104,7 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
     from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
 
     def step(i: Tensor, *inputs: Tensor) -> Carry:
-        outputs = tuple(body(inputs))
-        return (i + 1, *(o.clone() if any(o is c for c in inputs) else o for o in outputs))
+        return (i + 1, *unaliased(tuple(body(inputs)), inputs))
 
     # One tensor twice in the carry (terms and sums both starting at b) would alias two inputs.
     carry = tuple(c.clone() if any(c is d for d in carry[:j]) else c for j, c in enumerate(carry))

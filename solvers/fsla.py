@@ -37,11 +37,6 @@ class FSLAParams:
     decay: float = reference(0.5, "solvers/fsla.py: exponents 0.5")  # every schedule ∝ 1/(t+1)^decay
 
 
-def distinct(tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor` eager (free); a copy when traced, where a loop body (`torch.while_loop`, the fast
-    path's step loop) may not return one tensor as two state entries."""
-    return tensor.clone() if torch.compiler.is_compiling() else tensor
-
 
 class FSLA(Solver):
     name = "fsla"
@@ -88,4 +83,4 @@ class FSLA(Solver):
         fresh_old = implicit_hypergradient(oracles, x_prev, y, v, cross_batch, oracles.grad_outer_x(x_prev, y, outer_batch))
         d = fresh + (1 - eta) * (t > 0) * (state["d"] - fresh_old)
         return {"x": x - gamma * d, "y": y_new, "v": v_new, "x_prev": x, "d": d, "key": key,
-                "t": t + 1, "hypergradient": distinct(d)}
+                "t": t + 1, "hypergradient": d}

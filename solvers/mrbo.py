@@ -50,11 +50,6 @@ def storm(direction, fresh, fresh_old, weight, first):
     return fresh + (1 - weight) * (~first) * (direction - fresh_old)
 
 
-def distinct(tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor` eager (free); a copy when traced, where a loop body (`torch.while_loop`, the fast
-    path's step loop) may not return one tensor as two state entries."""
-    return tensor.clone() if torch.compiler.is_compiling() else tensor
-
 
 class MRBO(Solver):
     name = "mrbo"
@@ -110,4 +105,4 @@ class MRBO(Solver):
         phi_old = implicit_hypergradient(oracles, x_prev, y_prev, v_old, i, grad_x_f_old)
         w = storm(state["w"], phi, phi_old, eta, first)
         return {"x": x - alpha * w, "y": y - beta * u, "x_prev": x, "y_prev": y, "u": u, "w": w,
-                "key": key, "t": t + 1, "hypergradient": distinct(w)}
+                "key": key, "t": t + 1, "hypergradient": w}

@@ -64,11 +64,6 @@ def period_length(period_frac: float | torch.Tensor, facts: ProblemFacts) -> int
     return max(1, int(period_frac * blocks))
 
 
-def distinct(tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor` eager (free); a copy when traced, where a loop body (`torch.while_loop`) may not
-    return one tensor as two outputs."""
-    return tensor.clone() if torch.compiler.is_compiling() else tensor
-
 
 class VRBO(Solver):
     name = "vrbo"
@@ -116,7 +111,7 @@ class VRBO(Solver):
                                                  step=beta)
             w = (w + implicit_hypergradient(oracles, x, y, v, i, grad_x_f)
                  - implicit_hypergradient(oracles, x_bar, y_bar, v_bar, i, grad_x_f_bar))
-            return key, x, distinct(x), y, y - beta * u, u, w
+            return key, x, x, y, y - beta * u, u, w
 
         def outer_iteration(carry):
             key, x, x_bar, y_bar, y, u, w = carry
