@@ -139,6 +139,13 @@ def test_every_claim_is_well_formed():
         assert config.max_steps or config.max_time
 
 
+def test_auto_path_is_fast_only_where_time_is_the_budget():
+    timed = Claim("t", "p", "s", Experiment("logreg", ("soba",), max_time=2.0), predicate=None, scale="s")
+    stepped = Claim("s", "p", "s", Experiment("quadratic", ("soba",), max_steps=10), predicate=None, scale="s")
+    assert cells_of(timed)[2].step_path == "auto" and cells_of(stepped)[2].step_path == "eager"
+    assert cells_of(stepped, "fast")[2].step_path == "fast" and cells_of(timed, "eager")[2].step_path == "eager"
+
+
 def test_experiments_need_three_seeds():
     with pytest.raises(ValueError, match="3 seeds"):
         Experiment(problem="quadratic", solvers=("soba",), seeds=(0, 1))

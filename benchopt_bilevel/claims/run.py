@@ -28,9 +28,12 @@ from .table import CLAIMS_FILE, clean, write_claims  # noqa: F401 - CLAIMS_FILE 
 def cells_of(claim: Claim, step_path: str = "auto") -> tuple[list[Cell], list[str], RunConfig]:
     """The cells of a claim's experiment, the solver specification of each, and its run config.
 
-    `step_path` "auto" (default): a solver whose eager step is cheap runs on the fast path, one
-    cached build per solver and problem (`fast.py`); the claims judge iterates and oracle counts,
-    which the fast path does not change. "eager" turns it off."""
+    `step_path` "auto" (default): in an experiment with a time budget (no max_steps, e.g. "which
+    method is lower at equal time"), a solver whose eager step is cheap runs on the fast path, one
+    cached build per solver and problem (`fast.py`), so that time measures the method and not
+    PyTorch's dispatch; an experiment with a step budget runs eager, since its verdict reads
+    iterates, oracle counts or memory per step, which the fast path does not change, and a cold
+    build (minutes) would cost more than its steps. "fast" and "eager" apply to every experiment."""
     e = claim.experiment
     problem, problem_params = parse_spec(e.problem)
     cells, specs = [], []
@@ -40,7 +43,8 @@ def cells_of(claim: Claim, step_path: str = "auto") -> tuple[list[Cell], list[st
             cells.append(Cell(problem, solver, problem_params, solver_params, seed))
             specs.append(spec)
     config = RunConfig(max_time=e.max_time, max_steps=e.max_steps, n_evals=e.n_evals, dtype=e.dtype,
-                       stop_at_target=e.stop_at_target, step_path=step_path)
+                       stop_at_target=e.stop_at_target,
+                       step_path="eager" if step_path == "auto" and e.max_steps is not None else step_path)
     return cells, specs, config
 
 
