@@ -108,13 +108,41 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
+# Before a library is used, CHECK_STEPS of its steps are compared with as many eager steps from
+# the same state: a library can build, load and run and still compute something else (seen with
+# AOTInductor on SUSTAIN and BiAdam, whose exported graphs match eager to round-off; docs/compile.md).
+# The tolerance, relative to the entry's size, is √ε of the dtype: far above the reassociation
+# differences of a correct build after two steps (≤ 1e-15 in float64, ~1e-7 in float32), far
+# below the wrong build's (2e-3 relative after one step).
+CHECK_STEPS = 2
+
+
+def library_mismatch(got: State, expected: State) -> str:
+    """Why a library's state `got` is not the eager `expected` ("" when it is, within √ε)."""
+    for k, value in expected.items():
+        if not value.is_floating_point():
+            if not torch.equal(got[k], value):
+                return f"the built library's {k} differs from eager steps' after {CHECK_STEPS} steps"
+            continue
+        if not value.numel():
+            continue
+        difference = float((got[k].to(value.dtype) - value).abs().max())
+        scale = max(1.0, float(value.abs().max()))
+        tolerance = torch.finfo(value.dtype).eps ** 0.5
+        if not difference <= tolerance * scale:  # NaN fails too
+            return (f"the built library's {k} differs from eager steps' by {difference:.1e} after "
+                    f"{CHECK_STEPS} steps (tolerance {tolerance * scale:.1e})")
+    return ""
+
+
 class FastChunk:
     """`chunk(state, n) -> state` as one call of a fast library (`fast.py`).
 
     The first call (the runner's warm-up, on a copy of the state, so the build lands in
     `warmup_time`) loads the library from the build cache or exports and builds it there;
-    `cache_hit` then says which. If export, build or load fails, the chunk runs eager steps from
-    then on and `note` says why (the run goes on: the fast path is an optimization, never a
+    `cache_hit` then says which. If export, build or load fails, or the library's first steps
+    are not the eager ones (`library_mismatch`), the chunk runs eager steps from then on and
+    `note` says why (the run goes on: the fast path is an optimization, never a
     reason for an error row). CPU only: AOTInductor's library runs on the host; on CUDA the path
     is `--compile` (CUDA graphs).
     """
@@ -146,7 +174,12 @@ class FastChunk:
 
             loaded = build_cache.get_or_build(identity, keys, build, fast.load_library, self.directory)
             steps = fast.steps_function(loaded.runner, solver, loaded.keys)
-            steps(dict(state), 1)  # a library that loads but cannot run falls back here, not mid-run
+            # A library that loads but cannot run, or computes something else, falls back here.
+            eager = make_chunk(solver, oracles, False, self.device)
+            mismatch = library_mismatch(steps(dict(state), CHECK_STEPS), eager(dict(state), CHECK_STEPS))
+            if mismatch:
+                self.note = f"fast path unavailable: {mismatch}; ran eager"
+                return eager
         except Exception as error:  # noqa: BLE001 - any failure of the fast path falls back to eager
             self.note = f"fast path unavailable: {first_line(error)}; ran eager"
             return make_chunk(solver, oracles, False, self.device)

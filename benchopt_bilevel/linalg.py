@@ -108,8 +108,11 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
 
     # One tensor twice in the carry (terms and sums both starting at b) would alias two inputs.
     carry = tuple(c.clone() if any(c is d for d in carry[:j]) else c for j, c in enumerate(carry))
-    _, *carry = while_loop(lambda i, *_: i < count, step, (torch.zeros_like(count), *carry))
-    return tuple(carry)
+    _, *looped = while_loop(lambda i, *_: i < count, step, (torch.zeros_like(count), *carry))
+    # A loop that ran zero times returns its input: said explicitly, because AOTInductor's build
+    # of a zero-trip loop nested in the step loop returned wrong values (SUSTAIN's and BiAdam's
+    # random Neumann length; torch 2.13), although the exported graph gives the eager values.
+    return tuple(torch.where(count > 0, out, c) for out, c in zip(looped, carry))
 
 
 # -- conjugate gradient -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from benchopt_bilevel import build_cache, cells, fast, rng
 from benchopt_bilevel.cells import Cell, RunConfig, validate
-from benchopt_bilevel.chunks import FastChunk, make_chunk
+from benchopt_bilevel.chunks import FastChunk, library_mismatch, make_chunk
 from benchopt_bilevel.cli import main
 from benchopt_bilevel.fixtures import WELL_CONDITIONED, build_quadratic
 from benchopt_bilevel.oracles import Oracles
@@ -173,6 +173,51 @@ def test_a_solver_that_cannot_export_runs_eager_with_a_note(soba_build):
     assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all()
     message = rows["message"].iloc[-1]
     assert message.startswith("fast path unavailable: ") and message.endswith("; ran eager"), message
+
+
+def test_a_library_that_computes_something_else_runs_eager_with_a_note(soba_build, monkeypatch):
+    """A library that builds, loads and runs but whose first steps are not the eager ones is not
+    used: the run goes on eager and says why."""
+    built = fast.steps_function
+
+    def off_by_a_little(runner, solver, keys):
+        steps = built(runner, solver, keys)
+        return lambda state, n: {**steps(state, n), "x": steps(state, n)["x"] + 1e-6}
+
+    monkeypatch.setattr(fast, "steps_function", off_by_a_little)
+    rows = _run_instance(get_solver("soba")(), _config())
+    assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all()
+    message = rows["message"].iloc[-1]
+    assert "the built library's x differs from eager steps' by 1.0e-06" in message and message.endswith("; ran eager")
+
+
+def test_library_mismatch_is_relative_to_the_entry_and_the_dtype():
+    state = {"x": torch.tensor([1000.0, 2.0], dtype=torch.float64), "key": torch.tensor(3),
+             "v": torch.tensor([0.5, 0.25], dtype=torch.float32)}
+    assert library_mismatch(state, state) == ""
+    assert library_mismatch({**state, "x": state["x"] + 1e-6}, state) == ""  # 1e-9 of |x| = 1000
+    assert "x differs" in library_mismatch({**state, "x": state["x"] + 1e-4}, state)
+    assert library_mismatch({**state, "v": state["v"] + 1e-4}, state) == ""  # float32: √ε = 3.5e-4
+    assert "v differs" in library_mismatch({**state, "v": state["v"] + 1e-3}, state)
+    assert "key differs" in library_mismatch({**state, "key": torch.tensor(4)}, state)
+    assert "x differs" in library_mismatch({**state, "x": state["x"] * float("nan")}, state)
+
+
+@pytest.mark.slow
+def test_zero_trip_inner_loops_in_a_library_give_the_eager_iterates(tmp_path):
+    """SUSTAIN with one Neumann term draws a Neumann length of 0 at every step: its inner
+    while_loop runs zero times inside the step loop. AOTInductor (torch 2.13) built that case
+    wrong (2e-3 relative error after one step) until `linalg.repeat` returned a zero-trip loop's
+    input explicitly; the library must give the eager iterates (float64)."""
+    problem = build_quadratic()
+    solver = get_solver("sustain")(n_neumann_terms=1)
+    oracles = Oracles(problem)
+    state = _initial_state(solver, oracles, problem)
+    chunk = FastChunk(solver, oracles, torch.device("cpu"), torch.float64, tmp_path)
+    got = chunk(dict(state), 16)
+    assert chunk.cache_hit is False and not chunk.note
+    expected = make_chunk(solver, oracles, False, torch.device("cpu"))(dict(state), 16)
+    assert _max_difference(got, expected) <= 1e-12
 
 
 def test_auto_takes_the_fast_path_on_a_cheap_step(soba_build):
