@@ -1,6 +1,8 @@
 """Shared fixtures: small problems that build in milliseconds."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -34,6 +36,21 @@ def assert_hypergradient_matches_finite_differences(problem, x, eps=1e-4, rtol=1
                       for e in torch.eye(len(x), dtype=torch.float64)])
     assert float(torch.linalg.vector_norm(exact)) > 1e-6  # a non-trivial check
     torch.testing.assert_close(exact, fd, rtol=rtol, atol=atol)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_build_cache(tmp_path_factory):
+    """Fast-path builds of this session go to a directory of the session (subprocesses inherit
+    it), never to the user's cache: a test never reuses a build from an earlier session."""
+    from benchopt_bilevel.build_cache import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("build-cache"))
+    yield
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture

@@ -100,26 +100,13 @@ def test_fast_chunk_iterates_equal_eager_steps(soba_build):
 
 def test_saba_exported_graph_equals_eager():
     """SABA's exported loop (the graph a library is built from, run by PyTorch without compiling)
-    gives its eager iterates; building SABA's library is left to the slow test below."""
+    gives its eager iterates (every solver's: tests/test_fast_every_solver.py)."""
     problem = build_quadratic()
     solver = get_solver("saba")()
     oracles = Oracles(problem)
     state = _initial_state(solver, oracles, problem)
     got = fast.exported_steps(solver, oracles, state)(dict(state), 9)
     expected = make_chunk(solver, oracles, False, torch.device("cpu"))(dict(state), 9)
-    assert _max_difference(got, expected) <= 1e-12
-
-
-@pytest.mark.slow
-def test_saba_library_iterates_equal_eager(tmp_path):
-    problem = build_quadratic()
-    solver = get_solver("saba")()
-    oracles = Oracles(problem)
-    state = _initial_state(solver, oracles, problem)
-    chunk = FastChunk(solver, oracles, torch.device("cpu"), torch.float64, tmp_path)
-    got = chunk(dict(state), 21)
-    assert chunk.cache_hit is False and not chunk.note
-    expected = make_chunk(solver, oracles, False, torch.device("cpu"))(dict(state), 21)
     assert _max_difference(got, expected) <= 1e-12
 
 
@@ -249,6 +236,23 @@ def test_run_fast_end_to_end(soba_build, tmp_path):
     assert (rows["path"] == "fast").all() and bool(rows["build_cache_hit"].iloc[-1])
     clash = runner.invoke(main, [*args, "--fast", "--path", "eager"])
     assert clash.exit_code != 0 and "disagree" in clash.output
+
+
+def test_tune_reuses_one_build_across_trials_and_seeds(soba_build, tmp_path):
+    """tune with the fast path: every trial (its own step sizes) and seed loads the library built
+    once for SOBA on this problem, and the output says so."""
+    directory, _ = soba_build
+    result = CliRunner().invoke(main, [
+        "tune", "--problem", QUADRATIC_SPEC, "--solver", "soba", "--n-trials", "3", "--tuning-seeds", "0,1",
+        "--fresh-seeds", "7", "--max-steps", "20", "--n-evals", "3", "--dtype", "float64", "--path", "fast",
+        "--executor", "inline", "--output-dir", str(tmp_path / "out")], env={build_cache.CACHE_ENV: str(directory)})
+    assert result.exit_code == 0, result.output
+    assert "fast path: 0 build(s), 7 run(s) reused a cached build, 0 eager" in result.output
+    rows = pd.concat([pd.read_parquet(p) for p in (tmp_path / "out").rglob("*.parquet")], ignore_index=True)
+    assert rows["run_id"].nunique() == 7 and (rows["path"] == "fast").all()
+    assert rows.groupby("run_id")["build_cache_hit"].last().all()
+    assert rows["solver_params"].nunique() == 3  # three trials' step sizes, one library
+    assert build_cache.cache_stats(directory)["entries"] == 1
 
 
 def test_tune_counts_builds_and_reuses():

@@ -3,8 +3,9 @@
 On the small float64 quadratic of the tests, n steps through the exported graph (the one
 AOTInductor builds: a while_loop over steps, the float hyperparameters as a tensor input) must
 match n eager steps within 1e-12 in every floating entry of the state, and exactly in the
-others (keys, counters). One solver (SOBA) is also built with AOTInductor, once for the module,
-to check the library's iterates. Host-side solvers have no fast path and skip with their reason.
+others (keys, counters). Host-side solvers have no fast path and skip with their reason. Built
+libraries are checked in tests/test_fast.py (SOBA, SABA, SUSTAIN's zero-trip loops), and every
+library is checked against eager steps before a run uses it (`chunks.library_mismatch`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ TOLERANCE = 1e-12
 STEPS = 4
 # Solvers whose step changes after a number of steps, also compared past that number.
 LONGER = {"lancbio": 24}  # its Krylov basis grows every dim_freq = 20 steps
-AOT_SOLVER = "soba"
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +72,3 @@ def test_exported_steps_give_the_eager_iterates(name, problem):
         if n_steps:
             expected = _eager(solver, problem, dict(state), n_steps)
             _assert_same_iterates(chunk(dict(state), n_steps), expected, f"{name}, {n_steps} steps")
-
-
-@pytest.fixture(scope="module")
-def built_steps(problem, tmp_path_factory):
-    solver = get_solver(AOT_SOLVER)()
-    state = _start(solver, problem)
-    program = fast.export_steps(solver, Oracles(problem), state)
-    package = fast.build_library(program, str(tmp_path_factory.mktemp("fast") / f"{AOT_SOLVER}.pt2"))
-    return solver, state, fast.steps_function(fast.load_library(package), solver, list(state))
-
-
-@pytest.mark.parametrize("n_steps", [STEPS, 20])
-def test_built_library_gives_the_eager_iterates(n_steps, problem, built_steps):
-    solver, state, chunk = built_steps
-    expected = _eager(solver, problem, dict(state), n_steps)
-    _assert_same_iterates(chunk(dict(state), n_steps), expected, f"{AOT_SOLVER} built, {n_steps} steps")

@@ -89,7 +89,7 @@ def test_table_of_a_tiny_bundle(tmp_path):
     out = runner.invoke(main, ["tune", "--problem", PROBLEM, "--solver", "soba", "--solver", "saba",
                                "--n-trials", "2", "--tuning-seeds", "0", "--fresh-seeds", "100-102",
                                "--max-steps", "60", "--n-evals", "6", "--dtype", "float64",
-                               "--executor", "inline", "--label", "tiny", "--output-dir", str(results)])
+                               "--executor", "inline", "--label", "tiny", "--path", "eager", "--output-dir", str(results)])
     assert out.exit_code == 0, out.output
     out = runner.invoke(main, ["publish", str(results), "--site", str(site)])
     assert out.exit_code == 0, out.output

@@ -344,7 +344,7 @@ def test_tune_takes_reference_specs(tmp_path):
     problem = "quadratic[n_inner=64,n_outer=64,dim_x=5,dim_y=5,batch_size=8]"
     result = CliRunner().invoke(main, ["tune", "--problem", problem, "--solver", "SOBA[outer_ratio=0.5,framework=numba]",
                                        "--n-trials", "1", "--tuning-seeds", "0", "--fresh-seeds", "1",
-                                       "--max-steps", "2", "--n-evals", "2", "--output-dir", str(tmp_path)])
+                                       "--max-steps", "2", "--n-evals", "2", "--path", "eager", "--output-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "framework" in result.output
     artefacts = list(tmp_path.glob("tuning-*.yaml"))

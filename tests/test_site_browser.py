@@ -91,7 +91,7 @@ def site(tmp_path_factory):
     out = runner.invoke(main, ["run", "-p", PROBLEM, "--seeds", "0,1", *common, "-o", str(results)])
     assert out.exit_code == 0, out.output
     out = runner.invoke(main, ["tune", "--problem", PROBLEM, "--solver", "soba", "--solver", "saba", "--n-trials", "3",
-                               "--tuning-seeds", "0", "--fresh-seeds", "100,101", *common, "--label", "browser-test",
+                               "--tuning-seeds", "0", "--fresh-seeds", "100,101", *common, "--label", "browser-test", "--path", "eager",
                                "--output-dir", str(results)])
     assert out.exit_code == 0, out.output
     out = runner.invoke(main, ["publish", str(results), "--site", str(base / "site"), "--title", "Leaderboard (test)"])

@@ -138,7 +138,7 @@ def test_tune_command(tmp_path):
     artefact = tmp_path / "a.yaml"
     result = CliRunner().invoke(main, [
         "tune", "--problem", PROBLEM, "--solver", "soba", "--n-trials", "2", "--tuning-seeds", "0",
-        "--fresh-seeds", "7", "--max-steps", "20", "--n-evals", "3", "--label", "cli",
+        "--fresh-seeds", "7", "--max-steps", "20", "--n-evals", "3", "--label", "cli", "--path", "eager",
         "--output-dir", str(tmp_path / "out"), "--artefact", str(artefact)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(str(artefact))
@@ -165,7 +165,7 @@ def test_tune_takes_the_execution_options_of_run(tmp_path, args, message):
 def test_tune_resumes_in_its_output_directory(tmp_path):
     """A second identical `tune` (inline executor) reruns nothing and selects the same trials."""
     args = ["tune", "--problem", PROBLEM, "--solver", "soba", "--n-trials", "2", "--tuning-seeds", "0,1",
-            "--fresh-seeds", "7", "--max-steps", "20", "--n-evals", "3", "--executor", "inline",
+            "--fresh-seeds", "7", "--max-steps", "20", "--n-evals", "3", "--executor", "inline", "--path", "eager",
             "--output-dir", str(tmp_path / "out"), "--artefact", str(tmp_path / "a.yaml")]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output

@@ -25,7 +25,7 @@ def _tune(output: Path) -> list[str]:
     return [sys.executable, "-m", "benchopt_bilevel.cli", "tune", "--problem", PROBLEM, "--solver", "soba",
             "--n-trials", str(TRIALS), "--tuning-seeds", ",".join(map(str, TUNING_SEEDS)), "--fresh-seeds", "100",
             "--max-time", "0.5", "--n-evals", "3", "--no-stop-at-target", "--label", "resume",
-            "--output-dir", str(output), "--jobs", "1", "--threads", "1", "--timeout", "120"]
+            "--output-dir", str(output), "--jobs", "1", "--threads", "1", "--timeout", "120", "--path", "eager"]
 
 
 def _complete(directory: Path) -> dict[str, tuple[int, int]]:
