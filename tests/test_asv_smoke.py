@@ -39,7 +39,8 @@ def _config(tmp_path: Path) -> Path:
 
 def test_asv_quick_run_records_every_benchmark_kind(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), BENCHOPT_BILEVEL_ASV_SOLVERS=SOLVERS,
-               BENCHOPT_BILEVEL_ASV_SCALE_RUNS="0")  # the Scale suite takes minutes
+               BENCHOPT_BILEVEL_ASV_SCALE_RUNS="0",  # the Scale suite takes minutes
+               BENCHOPT_BILEVEL_ASV_FAST="0")  # FastStep builds a library (a minute)
     config = _config(tmp_path)
     # asv saves results of an existing environment only when told which commit they belong to.
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,

@@ -117,7 +117,7 @@ def test_ahead_of_time_chunk_matches_eager():
     # compile_backend="aot": torch.export + AOTInductor, two steps per library call; the
     # remainder of an odd chunk runs eagerly on the same trajectory, and later chunks reuse
     # the library built on the first call.
-    oracles, solver, state = _start("saba")
+    oracles, solver, state = _start("soba")
     with torch.no_grad():
         eager = make_chunk(solver, oracles, False, CPU)
         aot = make_chunk(solver, oracles, True, CPU, unroll=2, backend="aot")
