@@ -7,6 +7,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test files run in parallel (pytest-xdist), one file per worker so that a file's shared fixtures
+# (e.g. a fast-path build) are made once; at most 4 workers, each a torch process.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: setup system-deps bench test speed leaderboard clean
 
@@ -27,9 +30,10 @@ bench: setup
 	$(BIN)/benchopt-bilevel run --jobs 2
 
 # pytest exits 5 when a selection (PYTEST_ARGS) matches no test: not a failure of the suite.
+# PYTEST_WORKERS= (empty) runs the tests in one process.
 # The browser test keeps its leaderboard screenshot in tests/artifacts/ (git-ignored) here.
 test: setup system-deps
-	BENCHOPT_BILEVEL_KEEP_SCREENSHOT=1 $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
+	BENCHOPT_BILEVEL_KEEP_SCREENSHOT=1 $(BIN)/python -m pytest -q -ra $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 
 # Speed benchmarks (pytest-benchmark) of speed/; the asv suite in speed/asv runs with asv itself.
 speed: setup

@@ -81,8 +81,8 @@ def _label_rows_per_row(results: pd.DataFrame) -> pd.DataFrame:
         for params, label in _varying_label(str(problem), settings).items():
             problem_labels[(problem, params)] = label
     table["problem_label"] = [problem_labels[(p, q)] for p, q in zip(table["problem"], table["problem_params"])]
-    table["_setting"] = [json.dumps({**_json_dict(s), "dtype": d, "compiled": bool(c)}, sort_keys=True)
-                         for s, d, c in zip(table["solver_params"], table["dtype"], table["compiled"])]
+    table["_setting"] = [json.dumps({**_json_dict(s), "dtype": d, "path": p}, sort_keys=True)
+                         for s, d, p in zip(table["solver_params"], table["dtype"], table["path"])]
     solver_labels = {}
     for (device, solver), group in table.groupby(["device_class", "solver"], sort=True):
         per_problem = group.groupby("problem_label")["_setting"].nunique().max()
@@ -153,6 +153,7 @@ def _random_results(seed: int) -> pd.DataFrame:
         "solver_params": pick([json.dumps({"step": s, "inner": i}) for s in (0.1, 0.01) for i in (1, 2)] + [None]),
         "dtype": pick(["float64", "float32", None]),
         "compiled": pick([True, False, None]),
+        "path": pick(["eager", "fast", None]),
         "device": pick(["cpu", "cuda"]),
         "device_name": pick(["A", "B", None]),
         "seed": generator.integers(0, 5, n),
