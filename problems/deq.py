@@ -257,6 +257,18 @@ class DEQ(Problem):
             total += self.batch_hypergradient(x64, images, labels)
         return total / len(self.train_labels)
 
+    def y_star(self, x: Tensor) -> Tensor:
+        """z* of the full-batch inner problem (batch None: the first training batch, the whole
+        training set when n_train = batch_size) in y's layout, in float64 like `hypergradient`;
+        NaN where no equilibrium is found (like `hypergradient`)."""
+        x64 = x.detach().to(torch.float64)
+        images, _ = self._batch(None)
+        with torch.no_grad():
+            z = self.exact_equilibrium(x64, images)
+            if not self.solved(x64, z, images):
+                return torch.full((self.dim_y,), float("nan"), dtype=torch.float64, device=x.device)
+        return z.reshape(-1)
+
     def value(self, x: Tensor) -> Tensor:
         """h(x) in float64: the mean over the training batches of f(x, z_b*(x)), equilibria exact."""
         x64, total = x.detach().to(torch.float64), torch.zeros((), dtype=torch.float64)

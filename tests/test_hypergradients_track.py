@@ -97,3 +97,105 @@ def test_deq_exact_hypergradient_matches_finite_differences_of_h():
         torch.set_num_threads(threads)
     print(f"deq exact hypergradient: {seconds:.2f} s")
     assert seconds < 30  # a few seconds on an idle core; generous for a shared machine
+
+
+# The deq-shine-jfb claim's problem: one batch of 2 training images, so that ∇h is that batch's.
+DEQ_TINY = "deq[dataset=synthetic,config=tiny,image_size=8,batch_size=2,n_train=2,n_test=4,eval_iters=10]"
+
+
+def _single_thread(function):
+    """Run FUNCTION on one thread: the tiny network gains nothing from more, the machine is shared."""
+    import functools
+
+    import torch
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper
+
+
+@_single_thread
+def test_deq_y_star_is_a_fixed_point_of_the_cell():
+    import torch
+
+    from benchopt_bilevel.problems.deq import DEQ, DEQParams
+
+    params = DEQParams(dataset="synthetic", config="tiny", image_size=8, batch_size=2, n_train=2, n_test=4)
+    problem = DEQ(params, torch.Generator().manual_seed(0)).to("cpu", torch.float32)
+    x = problem.x0().to(torch.float64)
+    y = problem.y_star(x)
+    assert y.dtype == torch.float64 and y.shape == (problem.dim_y,)
+    residual = torch.linalg.vector_norm(problem.inner_map(x, y, None) - y) / torch.linalg.vector_norm(y)
+    assert float(residual) < 1e-10
+    # A non-trivial point: 20 plain iterations of the (non-contractive) cell from 0 stay far from it.
+    z = torch.zeros_like(y)
+    for _ in range(20):
+        z = problem.inner_map(x, z, None)
+    assert float(torch.linalg.vector_norm(z - y) / torch.linalg.vector_norm(y)) > 1e-2
+
+
+def test_deq_sweeps_apply_to_the_fixed_point_problem_only():
+    import torch
+
+    from benchopt_bilevel.cells import build_problem
+    from benchopt_bilevel.params import build_params, parse_spec
+    from benchopt_bilevel.registry import get_problem
+
+    name, values = parse_spec(PROBLEM)
+    quadratic = build_problem(get_problem(name), build_params(get_problem(name).Params, values, "quadratic"),
+                              torch.device("cpu"), torch.float64)
+    deq_sweeps = [s for s in track.SWEEPS if s.solver == "deq-implicit"]
+    assert {s.label for s in deq_sweeps} >= {"deq-implicit (backward_iters)", "deq-capped (backward_iters)",
+                                             "deq-shine (refine)", "deq-jfb"}
+    # deq-implicit itself runs on the quadratic (its gradient-step map); the sweeps must not add rows there.
+    assert get_solver_skip("deq-implicit", quadratic) is None
+    assert all("inner_map" in s.skip(quadratic) for s in deq_sweeps)
+    assert all(s.skip(quadratic) is None for s in track.SWEEPS if s.solver in ("aid-cg", "itd", "jfb"))
+    assert track.sweeps_by_label("deq-implicit") == deq_sweeps
+    assert track.sweep_by_label("deq-capped").fixed["backward"] == "capped"
+
+
+def get_solver_skip(solver: str, problem):
+    from benchopt_bilevel.registry import get_solver
+
+    return get_solver(solver)().skip(problem)
+
+
+@_single_thread
+def test_deq_implicit_backward_improves_with_its_iterations_and_beats_jfb():
+    sweeps = [track.replace_values(track.sweep_by_label("deq-implicit"), (1, 32)), track.sweep_by_label("deq-jfb"),
+              track.sweep_by_label("aid-cg")]
+    logged = []
+    table = track.run_track([DEQ_TINY], sweeps, log=logged.append)
+    # Episodic: one inner point, the solver's own forward from y_start; AID skips the episodic problem.
+    assert set(zip(table["x_point"], table["y_point"])) == {("x0", "y_start")}
+    assert any("skip aid-cg" in line for line in logged) and "aid-cg" not in set(table["solver"])
+    implicit = table[table["estimator"] == "deq-implicit (backward_iters)"].set_index("budget")["relative_error"]
+    jfb = float(table.loc[table["estimator"] == "deq-jfb", "relative_error"].iloc[0])
+    assert implicit.map(math.isfinite).all() and math.isfinite(jfb)
+    assert implicit[32.0] < 0.75 * implicit[1.0]
+    assert implicit[32.0] < 0.75 * jfb
+    calls = table.set_index("estimator")["oracle_calls"]
+    assert (table.loc[table["budget"] == 32.0, "oracle_calls"].iloc[0]
+            == table.loc[table["budget"] == 1.0, "oracle_calls"].iloc[0] + 31)
+    assert calls["deq-jfb"] < table.loc[table["budget"] == 1.0, "oracle_calls"].iloc[0]
+
+
+@_single_thread
+def test_the_command_makes_the_deq_table_and_plot(tmp_path):
+    args = ["hypergradients", "-p", DEQ_TINY, "-s", "deq-jfb", "-s", "aid-cg", "-o", str(tmp_path)]
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "aid-cg (n_linear_steps): skipped" in result.output
+    assert "cheapest estimator" in result.output and "y_start" in result.output
+    table = load_track(tmp_path)
+    assert set(table["estimator"]) == {"deq-jfb"}
+    cheapest = track.cheapest(table)
+    assert list(cheapest["y_point"]) == ["y_start"] * len(track.THRESHOLDS)
+    assert list((tmp_path / "hypergradients").glob("pareto-*.svg"))
