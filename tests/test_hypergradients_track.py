@@ -193,3 +193,7 @@ def test_the_command_makes_the_deq_table_and_plot(tmp_path):
     cheapest = track.cheapest(table)
     assert list(cheapest["y_point"]) == ["y_start"] * len(track.THRESHOLDS)
     assert list((tmp_path / "hypergradients").glob("pareto-*.svg"))
+    from benchopt_bilevel.site.hypergradients import find_track, render_hypergradients
+
+    page = render_hypergradients(find_track([tmp_path]), tmp_path / "site").read_text()
+    assert "deq-jfb" in page and "y_start" in page and page.count("<svg") == 2
