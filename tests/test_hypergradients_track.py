@@ -197,3 +197,24 @@ def test_the_command_makes_the_deq_table_and_plot(tmp_path):
 
     page = render_hypergradients(find_track([tmp_path]), tmp_path / "site").read_text()
     assert "deq-jfb" in page and "y_start" in page and page.count("<svg") == 2
+
+
+def test_the_inexact_inner_point_iterates_the_problem_s_own_map_when_it_states_one():
+    import torch
+
+    from benchopt_bilevel.cells import build_problem
+    from benchopt_bilevel.oracles import Oracles
+    from benchopt_bilevel.params import build_params, parse_spec
+    from benchopt_bilevel.registry import get_problem
+
+    name, values = parse_spec(PROBLEM)
+    problem = build_problem(get_problem(name), build_params(get_problem(name).Params, values, "quadratic"),
+                            torch.device("cpu"), torch.float64)
+    x, y0 = problem.x0() + 1.0, problem.y0()
+    y_star = problem.y_star(x)
+    by_gradient = track._inexact_inner_point(Oracles(problem), x, y0, y_star)
+    halfway = lambda x_, y_, batch: 0.5 * (y_ + y_star)  # noqa: E731 - a map whose fixed point is y*(x)
+    problem.inner_map = halfway
+    by_map = track._inexact_inner_point(Oracles(problem), x, y0, y_star)
+    assert torch.allclose(by_map, y_star + 0.5 ** track.INNER_STEPS * (y0 - y_star))
+    assert not torch.allclose(by_gradient, by_map)
