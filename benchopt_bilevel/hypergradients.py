@@ -4,13 +4,13 @@ Every implicit, unrolled, zeroth-order, quasi-Newton and subspace method is, at 
 estimator of ∇h(x). This track measures it the way the survey literature compares them: at fixed
 outer points (x0, and a point near x*) and inner points (the exact y*(x), and y after K inner
 iterations from y0: fixed-point iterations y ← T(x, y) where the problem states its map T
-(`inner_map`), else gradient steps), one step of the solver from (x, y) gives its estimate `state["hypergradient"]`
-(the solver contract), whose relative error ‖ĝ − ∇h(x)‖ / ‖∇h(x)‖ is recorded against the
+(`inner_map`), else gradient steps), one step of the solver from (x, y) gives its estimate
+`state["hypergradient"]` (the solver contract), whose relative error ‖ĝ − ∇h(x)‖ / ‖∇h(x)‖ is recorded against the
 oracle calls and the synchronized wall time of that step, while the estimator's budget (CG,
 Neumann or fixed-point iterations, unrolling depth, Gaussian directions, L-BFGS memory, ...) is
 swept. The exact ∇h is the problem's own (`Problem.hypergradient`: closed form on the quadratic,
-Newton + Cholesky in float64 on logreg, float64 equilibria and dense adjoint solves on deq), computed
-once per outer point; a problem without it is refused with that reason.
+Newton + Cholesky in float64 on logreg, float64 equilibria and dense adjoint solves on deq),
+computed once per outer point; a problem without it is refused with that reason.
 
 Episodic problems (each batch is a task whose inner problem restarts from `y_start`, e.g. deq)
 have one inner point per x, "y_start": every solver that runs on them restarts its inner solve
