@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import hypergradients as track
@@ -24,8 +25,10 @@ from .config import parse_seeds
 
 SUBFOLDER = "hypergradients"
 # Sized for a small machine (a few minutes on 2 cores); literature sizes only when asked with -p.
+# The tiny DEQ: two 8×8 synthetic images, one batch (its exact equilibrium takes seconds).
 DEFAULT_PROBLEMS = ("quadratic[n_inner=256,n_outer=256,dim_x=10,dim_y=10,batch_size=32]",
-                    "logreg[n_train_max=640,batch_size=32]")
+                    "logreg[n_train_max=640,batch_size=32]",
+                    "deq[dataset=synthetic,config=tiny,image_size=8,batch_size=2,n_train=2,n_test=4,eval_iters=10]")
 
 
 def _sweep_file(folder: Path, problem: str, sweep: track.Sweep, seeds: list[int], dtype: str) -> Path:
@@ -50,8 +53,8 @@ def load_track(directory: str | Path) -> pd.DataFrame:
 
 @click.command("hypergradients")
 @click.option("-p", "--problem", "problem_specs", multiple=True, metavar="SPEC",
-              help="problem[key=value,...] with an exact hypergradient; repeatable [default: a small quadratic "
-                   "and a small logreg, cli_hypergradients.DEFAULT_PROBLEMS].")
+              help="problem[key=value,...] with an exact hypergradient; repeatable [default: a small quadratic, "
+                   "a small logreg and the tiny DEQ, cli_hypergradients.DEFAULT_PROBLEMS].")
 @click.option("-s", "--solver", "solver_names", multiple=True, metavar="NAME",
               help="only these estimators (repeatable) [default: every sweep of hypergradients.SWEEPS].")
 @click.option("--seeds", default="0", show_default=True, help="Seeds of the stochastic estimators, e.g. 0-2.")
@@ -65,21 +68,22 @@ def hypergradients_command(problem_specs, solver_names, seeds, dtype, device, ou
     """Measure every estimator's hypergradient error against its cost (oracle calls, time)."""
     console = Console()
     problem_specs = list(problem_specs) or list(DEFAULT_PROBLEMS)
-    sweeps = [track.sweep_by_label(name) for name in solver_names] or list(track.SWEEPS)
+    sweeps = [sweep for name in solver_names for sweep in track.sweeps_by_label(name)] or list(track.SWEEPS)
     seed_list = parse_seeds(seeds)
     folder = Path(output) / SUBFOLDER
     for problem in problem_specs:
         for sweep in sweeps:
             path = _sweep_file(folder, problem, sweep, seed_list, dtype)
             if path.exists() and not force:
-                console.print(f"[dim]{problem} · {sweep.label}: already measured ({path.name})[/dim]")
+                console.print(f"[dim]{escape(problem)} · {sweep.label}: already measured ({path.name})[/dim]")
                 continue
             table = track.run_track([problem], [sweep], seed_list, dtype, device, log=None)
             if table.empty:
-                console.print(f"[dim]{problem} · {sweep.label}: skipped ({_skip_reason(problem, sweep)})[/dim]")
+                console.print(f"[dim]{escape(problem)} · {sweep.label}: skipped "
+                              f"({escape(_skip_reason(problem, sweep, dtype, device))})[/dim]")
                 continue
             _write(table, path)
-            console.print(f"{problem} · {sweep.label}: {len(table)} measurements")
+            console.print(f"{escape(problem)} · {sweep.label}: {len(table)} measurements")
     table = load_track(output)
     table = table[table["problem"].isin(problem_specs)] if not table.empty else table
     if table.empty:
@@ -90,7 +94,7 @@ def hypergradients_command(problem_specs, solver_names, seeds, dtype, device, ou
         summary.add_column(column)
     for _, row in track.cheapest(table).iterrows():
         found = row["estimator"] is not None and row["estimator"] == row["estimator"]
-        summary.add_row(str(row["problem"]), str(row["x_point"]), str(row["y_point"]), f"{row['threshold']:g}",
+        summary.add_row(escape(str(row["problem"])), str(row["x_point"]), str(row["y_point"]), f"{row['threshold']:g}",
                         _estimator_label(row) if found else "none",
                         f"{row['oracle_calls']:.0f}" if found else "–",
                         f"{1e3 * row['step_time']:.2f}" if found else "–")
@@ -106,8 +110,9 @@ def _estimator_label(row: pd.Series) -> str:
     return str(row["estimator"]) + ("" if budget != budget else f" = {budget:g}")
 
 
-def _skip_reason(problem: str, sweep: track.Sweep) -> str:
-    return f"{sweep.solver} cannot run on {problem}"
+def _skip_reason(problem: str, sweep: track.Sweep, dtype: str, device: str) -> str:
+    instance = track._setup(problem, dtype, device)[1]
+    return sweep.skip(instance) or f"{sweep.solver} cannot run on {problem}"
 
 
 def _slug(text: str) -> str:
