@@ -10,8 +10,8 @@ The runner owns the loop, the clock, the evaluation schedule and the stop rules:
   sampling (inside the step) is timed, evaluation is not;
 - without --compile, `step_path` chooses eager steps, the fast path (`FastChunk`: n steps per
   call of a library from the on-disk build cache, CPU) or "auto": fast when the eager warm-up
-  step is under `FAST_THRESHOLD_SECONDS`. The path taken is the row's `path` column (eager,
-  compiled or fast), `build_cache_hit` says whether a fast library was reused (None otherwise),
+  step costs less than `FAST_THRESHOLD_SECONDS` per declared oracle call. The path taken is the
+  row's `path` column (eager, compiled or fast), `build_cache_hit` says whether a fast library was reused (None otherwise),
   and a fast path that cannot export or build leaves a note in `message` and runs eager;
 - a warm-up (one step eager, three compiled or fast) runs on a copy of the initial state; its time
   (compilation or build included) is stored in `warmup_time`, never hidden and never added to `time`;
@@ -83,16 +83,16 @@ def _eager_step_time(chunk, state: State, clock: Clock) -> float:
 
 
 def _wants_fast(config: RunConfig, solver: Solver, device: torch.device, first_step: float,
-                eager_step: Callable[[], float]) -> bool:
+                eager_step: Callable[[], float], calls_per_step: Callable[[], float]) -> bool:
     """Whether the run tries the fast path: asked ("fast"; a host-side solver then runs eager
     with a note, `FastChunk`), or "auto" and an eager step (the faster of the warm-up's and one
-    more) is under the threshold. Auto never takes it for a host-side step or on CUDA (there the
-    path is --compile)."""
+    more) costs less than the threshold per declared oracle call. Auto never takes it for a
+    host-side step or on CUDA (there the path is --compile)."""
     if config.step_path == "fast":
         return True
     if config.step_path != "auto" or solver.host_side is not None or device.type != "cpu":
         return False
-    return min(first_step, eager_step()) < cells.FAST_THRESHOLD_SECONDS
+    return min(first_step, eager_step()) < cells.FAST_THRESHOLD_SECONDS * max(1.0, calls_per_step())
 
 
 def run_cell(cell: Cell, config: RunConfig, output_dir: str | Path | None = None) -> pd.DataFrame:
@@ -159,7 +159,8 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             outcome["warmup_time"] = clock.now() - start
             if compiled:
                 outcome["path"] = "compiled"
-            elif _wants_fast(config, solver, device, outcome["warmup_time"], lambda: _eager_step_time(chunk, state, clock)):
+            elif _wants_fast(config, solver, device, outcome["warmup_time"], lambda: _eager_step_time(chunk, state, clock),
+                             lambda: oracles.total_calls(solver.oracle_cost(oracles.facts))):
                 fast_chunk = FastChunk(solver, oracles, device, dtype)
                 start = clock.now()
                 fast_chunk(_clone(state), 3)  # builds or loads the library: in warmup_time

@@ -218,6 +218,20 @@ def test_auto_stays_eager_under_a_zero_threshold(soba_build, monkeypatch):
     assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all() and rows["message"].iloc[-1] == ""
 
 
+def test_auto_rule_is_per_declared_oracle_call():
+    """A 5 ms step of 100 cheap oracle calls (a period of a variance-reduced method) is
+    dispatch-bound; a 5 ms step of 4 calls is arithmetic; host-side steps and CUDA never auto."""
+    from benchopt_bilevel.runner import _wants_fast
+
+    auto, soba, cpu = RunConfig(step_path="auto"), get_solver("soba")(), torch.device("cpu")
+    assert _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-3, lambda: 100.0)
+    assert not _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-3, lambda: 4.0)
+    assert _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-4, lambda: 4.0)  # the faster of two eager steps
+    assert not _wants_fast(auto, get_solver("random-search")(), cpu, 1e-6, lambda: 1e-6, lambda: 1.0)
+    assert not _wants_fast(auto, soba, torch.device("cuda"), 1e-6, lambda: 1e-6, lambda: 1.0)
+    assert not _wants_fast(RunConfig(step_path="eager"), soba, cpu, 1e-6, lambda: 1e-6, lambda: 1.0)
+
+
 def test_fast_is_refused_on_cuda_and_with_compile():
     with pytest.raises(cells.UserError, match="CPU"):
         RunConfig(step_path="fast", device="cuda")
