@@ -248,3 +248,95 @@ def test_deq_claim_reads_the_cosine_to_the_exact_hypergradient():
     assert deq.predicate(runs((0.99, 0.8, 0.3), seconds=(1.0, 2.0, 0.2))).verdict == "fails"  # SHINE dearer
     no_cosine = runs((0.99, 0.8, 0.3)).drop(columns="hypergradient_cosine")
     assert deq.predicate(no_cosine).verdict == "inconclusive"
+
+
+def test_falls_with_needs_every_median_lower_than_the_last():
+    specs = {"k=1": 1, "k=4": 4, "k=16": 16}
+    falling = rows_of(*(run_rows(s, seed, [1.0, e * (1 + 0.01 * seed)]) for s, e in zip(specs, (1.0, 0.1, 0.01))
+                        for seed in range(3)))
+    assert P.falls_with(falling, specs, P.final_value("objective_m"), "error").verdict == "holds"
+    flat = rows_of(*(run_rows(s, seed, [1.0, e]) for s, e in zip(specs, (1.0, 0.1, 0.1)) for seed in range(3)))
+    assert P.falls_with(flat, specs, P.final_value("objective_m"), "error").verdict == "fails"  # a tie
+    assert P.falls_with(falling, {**specs, "k=64": 64}, P.final_value("objective_m"), "error").verdict == "inconclusive"
+
+
+def test_memory_grows_reads_the_slope_and_the_fit_of_the_peaks():
+    specs = {"k=1": 1, "k=8": 8, "k=32": 32}
+
+    def peaks(per_unit, wobble=0.0, measured=True):
+        return rows_of(*(run_rows(s, seed, [0.0], peak_memory_bytes=(2e6 + per_unit * k + wobble * (-1) ** k * seed)
+                                  if measured else -1)
+                         for s, k in specs.items() for seed in range(3)))
+
+    assert P.memory_grows(peaks(4000), specs, 2000, 0.9).verdict == "holds"
+    assert P.memory_grows(peaks(1000), specs, 2000, 0.9).verdict == "fails"  # too flat
+    noisy = rows_of(*(run_rows(s, seed, [0.0], peak_memory_bytes=2e6 + 4000 * k + (1.2e5 if s == "k=8" else 0))
+                      for s, k in specs.items() for seed in range(3)))
+    bumpy = P.memory_grows(noisy, specs, 2000, 0.9)
+    assert bumpy.verdict == "fails" and bumpy.figures["peak slope (bytes per unit)"] >= 2000  # no line: R² < 0.9
+    assert P.memory_grows(peaks(4000, measured=False), specs, 2000, 0.9).verdict == "inconclusive"
+
+
+def test_an_unrecorded_column_is_inconclusive_not_diverged():
+    rows = geometric("a", -0.1)
+    assert P.inconclusive_if_unrecorded(rows, "objective_m") is None
+    assert P.inconclusive_if_unrecorded(rows, "hypergradient_error").verdict == "inconclusive"
+    assert P.inconclusive_if_unrecorded(rows.assign(objective_m=np.nan), "objective_m").verdict == "inconclusive"
+
+
+def test_lower_median_is_strict_and_says_whether_spreads_overlap():
+    def pair(better, worse):
+        return rows_of(*(run_rows("a", s, [1.0, v]) for s, v in enumerate(better)),
+                       *(run_rows("b", s, [1.0, v]) for s, v in enumerate(worse)))
+
+    apart = P.lower_median(pair((0.1, 0.2, 0.3), (0.5, 0.6, 0.7)), "a", "b", P.final_value("objective_m"), "final")
+    assert apart.verdict == "holds" and apart.figures["spreads overlap"] is False
+    overlap = P.lower_median(pair((0.1, 0.2, 0.6), (0.5, 0.6, 0.7)), "a", "b", P.final_value("objective_m"), "final")
+    assert overlap.verdict == "holds" and overlap.figures["spreads overlap"] is True and "overlap" in overlap.summary
+    assert P.lower_median(pair((0.6,) * 3, (0.6,) * 3), "a", "b", P.final_value("objective_m"), "x").verdict == "fails"
+    assert P.lower_median(pair((0.7,) * 3, (0.6,) * 3), "a", "b", P.final_value("objective_m"), "x").verdict == "fails"
+    assert P.lower_median(pair((0.1,) * 3, ()), "a", "b", P.final_value("objective_m"), "x").verdict == "inconclusive"
+
+
+def test_t_rhg_claim_needs_a_falling_error_and_a_growing_memory():
+    from benchopt_bilevel.claims import t_rhg_truncation as trhg
+
+    def runs(errors, bytes_per_k=trhg.ITERATE_BYTES, status="ok", measured=True):
+        return rows_of(*(run_rows(s, seed, [1e3, e], metric=trhg.ERROR, status=status,
+                                  peak_memory_bytes=2e6 + bytes_per_k * k if measured else -1)
+                         for (s, k), e in zip(trhg.SOLVERS.items(), errors) for seed in range(3)))
+
+    falling = (200.0, 100.0, 15.0, 0.02)
+    assert trhg.predicate(runs(falling)).verdict == "holds"
+    assert trhg.predicate(runs((200.0, 100.0, 150.0, 0.02))).verdict == "fails"  # not falling at K = 32
+    assert trhg.predicate(runs(falling, bytes_per_k=100)).verdict == "fails"  # memory flat in K
+    assert trhg.predicate(runs(falling, measured=False)).verdict == "inconclusive"  # no memory column here
+    assert trhg.predicate(runs(falling).drop(columns=trhg.ERROR)).verdict == "inconclusive"  # no exact ∇h
+    assert trhg.predicate(runs(falling, status="error")).verdict == "inconclusive"
+
+
+def test_krylov_claim_compares_each_pair_at_equal_hvps():
+    from benchopt_bilevel.claims import lancbio_krylov_neumann as krylov
+
+    def runs(errors):  # errors: the Krylov methods' then the Neumann series'
+        specs = [*krylov.PAIRS, *krylov.PAIRS.values()]
+        return rows_of(*(run_rows(s, seed, [1e4, e], metric=krylov.ERROR, hypergradient_cosine=0.9)
+                         for s, e in zip(specs, errors) for seed in range(3)))
+
+    assert krylov.predicate(runs((0.6, 0.1, 2e4, 2e4))).verdict == "holds"
+    assert krylov.predicate(runs((0.6, 3e4, 2e4, 2e4))).verdict == "fails"  # SubBiO worse than Neumann-3
+    assert krylov.predicate(runs((0.6, 0.1, 0.6, 2e4))).verdict == "fails"  # a tie is no evidence
+    assert krylov.predicate(runs((0.6, 0.1, 2e4, 2e4)).drop(columns=krylov.ERROR)).verdict == "inconclusive"
+
+
+def test_shine_jfb_claim_reads_the_final_validation_loss():
+    from benchopt_bilevel.claims import shine_jfb_logreg as shine
+
+    def runs(shine_final, jfb_final):
+        return rows_of(*(run_rows(s, seed, [0.69, v], metric=shine.METRIC, objective_h=[0.66, v])
+                         for s, v in ((shine.SHINE, shine_final), (shine.JFB, jfb_final)) for seed in range(3)))
+
+    holds = shine.predicate(runs(0.38, 0.63))
+    assert holds.verdict == "holds" and holds.figures[f"{shine.SHINE} final h"]["median"] == pytest.approx(0.38)
+    assert shine.predicate(runs(0.65, 0.63)).verdict == "fails"
+    assert shine.predicate(runs(0.38, 0.63).drop(columns=shine.METRIC)).verdict == "inconclusive"

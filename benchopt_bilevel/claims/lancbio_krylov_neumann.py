@@ -20,6 +20,9 @@ def predicate(rows):
     broken = P.inconclusive_if_broken(rows, [s for pair in PAIRS.items() for s in pair])
     if broken:
         return broken
+    unrecorded = P.inconclusive_if_unrecorded(rows, ERROR)
+    if unrecorded:
+        return unrecorded
     evidence = P.all_of(*(P.ratio_of_medians(rows, krylov, neumann, P.final_value(ERROR), "final ‖ĝ−∇h‖²",
                                              strict=True)
                           for krylov, neumann in PAIRS.items()))

@@ -245,3 +245,56 @@ def memory_peak(run: pd.DataFrame) -> float:
     """A run's peak memory above its start in bytes (NaN when not measured)."""
     peak = float(run["peak_memory_bytes"].max()) if "peak_memory_bytes" in run else -1.0
     return peak if peak >= 0 else math.nan
+
+
+def falls_with(rows: pd.DataFrame, specs: dict[str, float], figure: Callable[[pd.DataFrame], float],
+               what: str) -> Evidence:
+    """Holds when the medians over seeds of FIGURE fall strictly with every increase of the
+    parameter of SPECS (spec -> its parameter, listed in increasing order)."""
+    summaries = {spec: spread(per_run(rows, spec, figure)) for spec in specs}
+    medians = [summaries[spec]["median"] for spec in specs]
+    figures = {f"{spec} {what}": summaries[spec] for spec in specs}
+    if not medians or any(math.isnan(m) for m in medians):
+        return Evidence("inconclusive", f"{what} not measured for every solver", figures)
+    ok = all(b < a for a, b in zip(medians, medians[1:]))
+    text = (f"median {what} at " + ", ".join(f"{fmt(x)}: {fmt(m)}" for x, m in zip(specs.values(), medians))
+            + ("" if ok else " (not falling at every step)"))
+    return Evidence("holds" if ok else "fails", text, figures)
+
+
+def memory_grows(rows: pd.DataFrame, specs: dict[str, float], min_slope: float, min_r2: float) -> Evidence:
+    """Holds when the line through the median peak memory (`memory_peak`) of SPECS against their
+    parameter rises at least MIN_SLOPE bytes per unit with R² ≥ MIN_R2; inconclusive where the
+    runs did not measure memory."""
+    fit = growth(rows, specs, memory_peak)
+    figures = {**{f"{spec} peak bytes": spread(per_run(rows, spec, memory_peak)) for spec in specs},
+               "peak slope (bytes per unit)": fit["slope"], "peak r2": fit["r2"]}
+    if math.isnan(fit["slope"]):
+        return Evidence("inconclusive", "peak memory not measured on this platform", figures)
+    ok = fit["slope"] >= min_slope and fit["r2"] >= min_r2
+    text = ("median peak memory " + ", ".join(f"{fmt(x)}: {fmt(m / 2 ** 20)}" for x, m in
+                                               zip(specs.values(), fit["medians"].values()))
+            + f" MiB; slope {fmt(fit['slope'])} B per unit (≥ {fmt(min_slope)}), R² {fmt(fit['r2'])} (≥ {fmt(min_r2)})")
+    return Evidence("holds" if ok else "fails", text, figures)
+
+
+def lower_median(rows: pd.DataFrame, better: str, worse: str, figure: Callable[[pd.DataFrame], float],
+                 what: str) -> Evidence:
+    """Holds when BETTER's median over seeds of FIGURE is strictly lower than WORSE's (a tie
+    fails); the summary and the figures say whether the [min, max] spreads overlap."""
+    evidence = ratio_of_medians(rows, better, worse, figure, what, strict=True)
+    if evidence.verdict == "inconclusive":
+        return evidence
+    low, high = evidence.figures[f"{better} {what}"], evidence.figures[f"{worse} {what}"]
+    overlap = bool(low["max"] >= high["min"] and high["max"] >= low["min"])
+    return Evidence(evidence.verdict, evidence.summary + ("; spreads overlap" if overlap else "; spreads apart"),
+                    {**evidence.figures, "spreads overlap": overlap})
+
+
+def inconclusive_if_unrecorded(rows: pd.DataFrame, column: str) -> Evidence | None:
+    """An inconclusive Evidence when no row recorded COLUMN (absent, or NaN everywhere: e.g. a
+    problem without an exact hypergradient), else None. `final_value` alone would read such runs
+    as +inf, i.e. as diverged."""
+    if column not in rows or rows[column].isna().all():
+        return Evidence("inconclusive", f"{column} was not recorded")
+    return None

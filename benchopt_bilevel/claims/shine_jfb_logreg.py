@@ -1,5 +1,5 @@
 """SHINE ends lower than JFB on logistic regression's hyperparameter optimization."""
-from . import Claim, Evidence, Experiment, spec
+from . import Claim, Experiment, spec
 from . import predicates as P
 
 STEP_OUTER = 10.0  # both: at the default 0.1, 100 steps leave x within 0.02 of x0 (see notes)
@@ -12,23 +12,13 @@ def predicate(rows):
     broken = P.inconclusive_if_broken(rows, [SHINE, JFB])
     if broken:
         return broken
-    return lower_final(rows, SHINE, JFB, METRIC, "final validation loss", also=(EXACT, "final h"))
-
-
-def lower_final(rows, better: str, worse: str, column: str, what: str, also: tuple[str, str] | None = None):
-    """Holds when BETTER's median final COLUMN is strictly lower than WORSE's; says whether the
-    [min, max] spreads over seeds overlap. ALSO (column, what) is summarized in the figures only."""
-    evidence = P.ratio_of_medians(rows, better, worse, P.final_value(column), what, strict=True)
-    if evidence.verdict == "inconclusive":
-        return evidence
-    low, high = evidence.figures[f"{better} {what}"], evidence.figures[f"{worse} {what}"]
-    overlap = low["max"] >= high["min"] and high["max"] >= low["min"]
-    figures = {**evidence.figures, "spreads overlap": overlap}
-    if also is not None:
-        for spec_ in (better, worse):
-            figures[f"{spec_} {also[1]}"] = P.spread(P.per_run(rows, spec_, P.final_value(also[0])))
-    return Evidence(evidence.verdict, evidence.summary + ("; spreads overlap" if overlap else "; spreads apart"),
-                    figures)
+    unrecorded = P.inconclusive_if_unrecorded(rows, METRIC)
+    if unrecorded:
+        return unrecorded
+    evidence = P.lower_median(rows, SHINE, JFB, P.final_value(METRIC), "final validation loss")
+    for spec_ in (SHINE, JFB):
+        evidence.figures[f"{spec_} final h"] = P.spread(P.per_run(rows, spec_, P.final_value(EXACT)))
+    return evidence
 
 
 CLAIM = Claim(

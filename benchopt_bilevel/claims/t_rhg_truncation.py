@@ -1,6 +1,6 @@
 """T-RHG trades accuracy for memory: a longer truncation K gives a better hypergradient and
 holds more iterates."""
-from . import Claim, Evidence, Experiment, spec
+from . import Claim, Experiment, spec
 from . import predicates as P
 
 ERROR = "hypergradient_error"
@@ -24,38 +24,11 @@ def predicate(rows):
     broken = P.inconclusive_if_broken(rows, list(SOLVERS))
     if broken:
         return broken
-    return P.all_of(decreasing(rows, SOLVERS, P.final_value(ERROR), "final ‖ĝ−∇h‖²"),
-                    memory_grows(rows, SOLVERS, MIN_SLOPE, MIN_R2))
-
-
-def decreasing(rows, solvers: dict[str, float], figure, what: str) -> Evidence:
-    """Holds when the medians over seeds of FIGURE fall strictly with every increase of the
-    parameter of SOLVERS (spec -> parameter, in increasing order)."""
-    summaries = {s: P.spread(P.per_run(rows, s, figure)) for s in solvers}
-    medians = [summaries[s]["median"] for s in solvers]
-    figures = {f"{s} {what}": summaries[s] for s in solvers}
-    if any(m != m for m in medians):
-        return Evidence("inconclusive", f"{what} not measured for every solver", figures)
-    ok = all(b < a for a, b in zip(medians, medians[1:]))
-    text = (f"median {what} at " + ", ".join(f"{k}: {P.fmt(m)}" for k, m in zip(solvers.values(), medians))
-            + ("" if ok else " (not falling at every step)"))
-    return Evidence("holds" if ok else "fails", text, figures)
-
-
-def memory_grows(rows, solvers: dict[str, float], min_slope: float, min_r2: float) -> Evidence:
-    """Holds when the line through the median peak memory of SOLVERS against their parameter rises
-    at least MIN_SLOPE bytes per unit with R² ≥ MIN_R2; inconclusive where memory was not measured."""
-    fit = P.growth(rows, solvers, P.memory_peak)
-    figures = {**{f"{s} peak bytes": P.spread(P.per_run(rows, s, P.memory_peak)) for s in solvers},
-               "peak slope (bytes per unit)": fit["slope"], "peak r2": fit["r2"]}
-    if fit["slope"] != fit["slope"]:
-        return Evidence("inconclusive", "peak memory not measured on this platform", figures)
-    ok = fit["slope"] >= min_slope and fit["r2"] >= min_r2
-    text = (f"median peak memory " + ", ".join(f"{k}: {P.fmt(m / 2**20)}" for k, m in
-                                                zip(solvers.values(), fit["medians"].values()))
-            + f" MiB; slope {P.fmt(fit['slope'])} B per unit (≥ {P.fmt(min_slope)}), R² {P.fmt(fit['r2'])} "
-              f"(≥ {min_r2})")
-    return Evidence("holds" if ok else "fails", text, figures)
+    unrecorded = P.inconclusive_if_unrecorded(rows, ERROR)
+    if unrecorded:
+        return unrecorded
+    return P.all_of(P.falls_with(rows, SOLVERS, P.final_value(ERROR), "final ‖ĝ−∇h‖²"),
+                    P.memory_grows(rows, SOLVERS, MIN_SLOPE, MIN_R2))
 
 
 CLAIM = Claim(
