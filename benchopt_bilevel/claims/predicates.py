@@ -66,13 +66,14 @@ def broken_runs(rows: pd.DataFrame, specs: Sequence[str] | None = None) -> list[
     return found
 
 
-def inconclusive_if_broken(rows: pd.DataFrame, specs: Sequence[str]) -> Evidence | None:
-    """An inconclusive Evidence naming the broken runs of SPECS, or None when every run measured."""
+def inconclusive_if_broken(rows: pd.DataFrame, specs: Sequence[str], needs: Sequence[str] = ()) -> Evidence | None:
+    """An inconclusive Evidence naming the broken runs of SPECS, or the first column of NEEDS
+    that no row recorded (`inconclusive_if_unrecorded`); None when every run measured."""
     broken = broken_runs(rows, specs)
     if broken:
         return Evidence("inconclusive", f"{len(broken)} run(s) measured nothing: " + "; ".join(broken[:3]),
                         {"broken_runs": broken})
-    return None
+    return next((e for e in (inconclusive_if_unrecorded(rows, c) for c in needs) if e is not None), None)
 
 
 def per_run(rows: pd.DataFrame, spec: str, figure: Callable[[pd.DataFrame], float]) -> list[float]:

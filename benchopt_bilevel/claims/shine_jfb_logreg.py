@@ -9,12 +9,9 @@ EXACT = "objective_h"  # h(x) = f(x, y*(x)), exact: reported, not judged
 
 
 def predicate(rows):
-    broken = P.inconclusive_if_broken(rows, [SHINE, JFB])
+    broken = P.inconclusive_if_broken(rows, [SHINE, JFB], needs=[METRIC])
     if broken:
         return broken
-    unrecorded = P.inconclusive_if_unrecorded(rows, METRIC)
-    if unrecorded:
-        return unrecorded
     evidence = P.lower_median(rows, SHINE, JFB, P.final_value(METRIC), "final validation loss")
     for spec_ in (SHINE, JFB):
         evidence.figures[f"{spec_} final h"] = P.spread(P.per_run(rows, spec_, P.final_value(EXACT)))

@@ -21,12 +21,9 @@ MIN_R2 = 0.9
 
 
 def predicate(rows):
-    broken = P.inconclusive_if_broken(rows, list(SOLVERS))
+    broken = P.inconclusive_if_broken(rows, list(SOLVERS), needs=[ERROR])
     if broken:
         return broken
-    unrecorded = P.inconclusive_if_unrecorded(rows, ERROR)
-    if unrecorded:
-        return unrecorded
     return P.all_of(P.falls_with(rows, SOLVERS, P.final_value(ERROR), "final ‖ĝ−∇h‖²"),
                     P.memory_grows(rows, SOLVERS, MIN_SLOPE, MIN_R2))
 
