@@ -23,7 +23,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COMPILE_BACKENDS = ("inductor", "aot")
 # How uncompiled steps run (`RunConfig.step_path`): eager PyTorch; "fast", n steps per call of a
 # library built once and cached on disk (`fast.py`, CPU); "auto", fast when the eager warm-up
-# step costs less than `FAST_THRESHOLD_SECONDS` per oracle call (the runner's rule), else eager.
+# step costs less than `FAST_SECONDS_PER_CALL` per oracle call (the runner's rule), else eager.
 STEP_PATHS = ("eager", "fast", "auto")
 # Seconds of an eager step per declared oracle call (a full-batch call counting as the blocks it
 # covers). Eager PyTorch pays tens of µs of dispatch per oracle call: at ~70 µs per call (ijcnn1)
@@ -31,7 +31,7 @@ STEP_PATHS = ("eager", "fast", "auto")
 # literature-size quadratic) it is arithmetic and the library gains 10% for a build of minutes
 # (docs/compile.md). Per call rather than per step, so that a solver whose step is a long loop of
 # cheap calls (SRBA's period) counts as what it is.
-FAST_THRESHOLD_SECONDS = 2.5e-4
+FAST_SECONDS_PER_CALL = 2.5e-4
 
 
 @dataclass

@@ -10,7 +10,7 @@ The runner owns the loop, the clock, the evaluation schedule and the stop rules:
   sampling (inside the step) is timed, evaluation is not;
 - without --compile, `step_path` chooses eager steps, the fast path (`FastChunk`: n steps per
   call of a library from the on-disk build cache, CPU) or "auto": fast when the eager warm-up
-  step costs less than `FAST_THRESHOLD_SECONDS` per declared oracle call. The path taken is the
+  step costs less than `FAST_SECONDS_PER_CALL` per declared oracle call. The path taken is the
   row's `path` column (eager, compiled or fast), `build_cache_hit` says whether a fast library was reused (None otherwise),
   and a fast path that cannot export or build leaves a note in `message` and runs eager;
 - a warm-up (one step eager, three compiled or fast) runs on a copy of the initial state; its time
@@ -92,7 +92,7 @@ def _wants_fast(config: RunConfig, solver: Solver, device: torch.device, first_s
         return True
     if config.step_path != "auto" or solver.host_side is not None or device.type != "cpu":
         return False
-    return min(first_step, eager_step()) < cells.FAST_THRESHOLD_SECONDS * max(1.0, calls_per_step())
+    return min(first_step, eager_step()) < cells.FAST_SECONDS_PER_CALL * max(1.0, calls_per_step())
 
 
 def run_cell(cell: Cell, config: RunConfig, output_dir: str | Path | None = None) -> pd.DataFrame:

@@ -213,7 +213,7 @@ def test_auto_takes_the_fast_path_on_a_cheap_step(soba_build):
 
 
 def test_auto_stays_eager_under_a_zero_threshold(soba_build, monkeypatch):
-    monkeypatch.setattr(cells, "FAST_THRESHOLD_SECONDS", 0.0)
+    monkeypatch.setattr(cells, "FAST_SECONDS_PER_CALL", 0.0)
     rows = _run_instance(get_solver("soba")(), _config(step_path="auto"))
     assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all() and rows["message"].iloc[-1] == ""
 
