@@ -20,7 +20,6 @@ from .registry import get_problem, get_solver
 from .solver import Solver
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-COMPILE_BACKENDS = ("inductor", "aot")
 # How uncompiled steps run (`RunConfig.step_path`): eager PyTorch; "fast", n steps per call of a
 # library built once and cached on disk (`fast.py`, CPU); "auto", fast when the eager warm-up
 # step costs less than `FAST_SECONDS_PER_CALL` per oracle call (the runner's rule), else eager.
@@ -46,7 +45,6 @@ class RunConfig:
     compile: bool = False
     chunk_steps: int = 32  # most steps between two clock reads
     compile_steps: int = 1  # compiled: steps unrolled into one graph (chunks are multiples of it)
-    compile_backend: str = "inductor"  # compiled: torch.compile, or "aot" (AOTInductor, CPU)
     # Without --compile: "eager", "fast" (CPU) or "auto" (fast when the step is cheap), STEP_PATHS.
     step_path: str = "eager"
     target: float | None = None  # overrides the problem's target value
@@ -66,12 +64,6 @@ class RunConfig:
             raise UserError(f"compile_steps must be at least 1, got {self.compile_steps}")
         if self.compile_steps > 1 and not self.compile:
             raise UserError("compile_steps > 1 unrolls steps into a compiled graph: it needs --compile")
-        if self.compile_backend not in COMPILE_BACKENDS:
-            raise UserError(f"unknown compile backend {self.compile_backend!r}; choose one of {', '.join(COMPILE_BACKENDS)}")
-        if self.compile_backend != "inductor" and not self.compile:
-            raise UserError(f"compile_backend {self.compile_backend!r} chooses how steps are compiled: it needs --compile")
-        if self.compile_backend == "aot" and self.device.startswith("cuda"):
-            raise UserError("compile_backend 'aot' is for the CPU; on a GPU, --compile records CUDA graphs")
         if self.step_path not in STEP_PATHS:
             raise UserError(f"unknown step path {self.step_path!r}; choose one of {', '.join(STEP_PATHS)}")
         if self.step_path == "fast" and self.compile:

@@ -1,12 +1,12 @@
 """Chunks of steps: `chunk(state, n) -> state`, eager or compiled.
 
 A chunk is what the runner times between two clock reads. Compiled, it is `torch.compile` of
-the step (Inductor's C++ wrapper on CPU, CUDA graphs on GPU), of `unroll` consecutive steps as
-one graph, or (backend "aot", CPU) the same steps compiled ahead of time by AOTInductor.
+the step (Inductor's C++ wrapper on CPU, CUDA graphs on GPU) or of `unroll` consecutive steps as
+one graph.
 
-The fast chunk (`FastChunk`, backend "fast", CPU) runs n steps as ONE call of a library built
-from the solver's exported loop (`fast.py`), taken from or added to the on-disk build cache
-(`build_cache.py`) on its first call.
+The fast chunk (`FastChunk`, CPU) runs n steps as ONE call of a library built ahead of time by
+AOTInductor from the solver's exported loop (`fast.py`), taken from or added to the on-disk build
+cache (`build_cache.py`) on its first call.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Callable
 import torch
 
 from . import build_cache, fast
-from .aot import compile_ahead
 from .oracles import Oracles
 from .solver import Solver, State
 
@@ -35,7 +34,7 @@ def eager_note(solver: Solver) -> str:
 
 
 def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.device,
-               unroll: int = 1, backend: str = "inductor") -> Chunk:
+               unroll: int = 1) -> Chunk:
     """`chunk(state, n) -> state` running n steps, compiled when asked.
 
     By default the compiled unit is one step, looped in Python: one step compiles in seconds and
@@ -48,16 +47,10 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
     multiples of `unroll`, other remainders run as eager steps (the same numbers: steps are pure
     and their randomness is counter-based).
 
-    backend="aot" (CPU): the steps are exported and compiled ahead of time by AOTInductor
-    (`aot.py`) on the first call, then run with a per-call cost of a few µs instead of ~35.
-
-    backend="fast" (CPU): a `FastChunk` (one library call per chunk, built or loaded from the
-    build cache on the first call); `compile` and `unroll` do not apply to it.
+    Without the per-call cost (a few µs, and n steps per call): `FastChunk`, the fast path.
 
     A `host_side` solver's chunks are eager whatever is asked (`compiles`).
     """
-    if backend == "fast":
-        return FastChunk(solver, oracles, device)
     compile = compiles(solver, compile)
     step, unroll = solver.step, unroll if compile else 1
     if compile:
@@ -74,10 +67,7 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
                 state = solver.step(oracles_, state)
             return state
 
-        if backend == "aot":
-            step = _ahead_of_time_on_first_call(steps)
-        else:
-            step = torch.compile(steps, fullgraph=False, mode="reduce-overhead" if device.type == "cuda" else None)
+        step = torch.compile(steps, fullgraph=False, mode="reduce-overhead" if device.type == "cuda" else None)
 
     def chunk(state: State, n: int) -> State:
         for _ in range(n // unroll):
@@ -87,19 +77,6 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
         return state
 
     return chunk
-
-
-def _ahead_of_time_on_first_call(steps: Callable[[Oracles, State], State]) -> Callable[[Oracles, State], State]:
-    """`steps`, compiled by AOTInductor for the shapes of the first state it is called with (the
-    warm-up's copy, so compilation lands in `warmup_time`)."""
-    compiled: list[Callable[[State], State]] = []
-
-    def step(oracles: Oracles, state: State) -> State:
-        if not compiled:
-            compiled.append(compile_ahead(lambda s: steps(oracles, s), state))
-        return compiled[0](state)
-
-    return step
 
 
 def first_line(error: BaseException) -> str:

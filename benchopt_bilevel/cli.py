@@ -25,6 +25,8 @@ from .params import provenance
 from .registry import problems, solvers
 
 console = Console()
+RETIRED_COMPILE_BACKEND = ("--compile-backend is gone: --compile is torch.compile, and the aot backend was replaced "
+                           "by the fast path: use --fast (or --path fast); docs/compile.md")
 
 
 class _Group(click.Group):
@@ -118,9 +120,8 @@ def list_command(what: str) -> None:
 @click.option("--compile-steps", type=int, default=None,
               help="with --compile: steps unrolled into one compiled graph (default 1; 8 to 32 for "
                    "problems whose step is tiny, at the price of a longer compilation).")
-@click.option("--compile-backend", type=click.Choice(["inductor", "aot"]), default=None,
-              help="with --compile: torch.compile (default), or aot: torch.export + AOTInductor on the CPU "
-                   "(a few µs per call instead of ~35; docs/compile.md).")
+# Retired: kept hidden so that a command line that still passes it gets the way forward.
+@click.option("--compile-backend", "compile_backend", default=None, hidden=True)
 @click.option("--path", "step_path", type=click.Choice(["eager", "fast", "auto"]), default=None,
               help="how steps run without --compile: eager (default), fast (CPU: n steps per call of a "
                    "library built once and kept in the build cache, `benchopt-bilevel cache`), or auto "
@@ -141,13 +142,15 @@ def run(problem_specs, solver_specs, seeds, max_time, max_steps, n_evals, device
 
     Runs already complete in the output directory are reused (--force reruns them), so an
     interrupted benchmark resumes where it stopped."""
+    if compile_backend is not None:
+        raise UserError(RETIRED_COMPILE_BACKEND)
     config = load_config(config_path) if config_path else {}
     if fast_flag and step_path not in (None, "fast"):
         raise UserError(f"--fast and --path {step_path} disagree: give one")
     step_path = "fast" if fast_flag else step_path
     cli_values = {"step_path": step_path, "max_time": max_time, "max_steps": max_steps, "n_evals": n_evals, "device": device,
                   "dtype": dtype, "compile": compile_, "chunk_steps": chunk_steps, "compile_steps": compile_steps,
-                  "compile_backend": compile_backend, "target": target,
+                  "target": target,
                   "stop_at_target": stop_at_target}
     values = {**{"max_time": DEFAULT_MAX_TIME}, **config, **{k: v for k, v in cli_values.items() if v is not None}}
     spec = BenchmarkSpec(

@@ -4,8 +4,7 @@ The runner owns the loop, the clock, the evaluation schedule and the stop rules:
 - steps run in chunks between evaluation points; a chunk is up to `chunk_steps` calls of the
   pure `solver.step`, eager or compiled (`compile=True`: torch.compile of the step, or of
   `compile_steps` consecutive steps as one graph, which shares the per-call overhead of a
-  compiled function at the price of a longer compilation; `compile_backend="aot"` on the CPU
-  compiles ahead of time with AOTInductor, whose per-call overhead is a tenth of it);
+  compiled function at the price of a longer compilation);
 - the clock synchronizes the device before every read and runs only around chunks: batch
   sampling (inside the step) is timed, evaluation is not;
 - without --compile, `step_path` chooses eager steps, the fast path (`FastChunk`: n steps per
@@ -150,7 +149,7 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             if config.compile and not compiled:
                 outcome.update(message=eager_note(solver), compiled=False)
             unroll = config.compile_steps if compiled else 1
-            chunk = make_chunk(solver, oracles, compiled, device, unroll, config.compile_backend)
+            chunk = make_chunk(solver, oracles, compiled, device, unroll)
             # Compiled: compile, then (CUDA) record the graph, on a throw-away copy of the state.
             warmup_steps = 3 * unroll if compiled else 1
             memory.pause()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch._dynamo
+from click.testing import CliRunner
 
 from benchopt_bilevel import rng
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver
 from benchopt_bilevel.chunks import make_chunk
+from benchopt_bilevel.cli import main
 from benchopt_bilevel.runner import Cell, RunConfig, cell_identity, run_cell
 
 from conftest import WELL_CONDITIONED, build_quadratic
@@ -113,40 +115,11 @@ def test_compile_steps_needs_compile():
         RunConfig(compile_steps=4)
 
 
-def test_ahead_of_time_chunk_matches_eager():
-    # compile_backend="aot": torch.export + AOTInductor, two steps per library call; the
-    # remainder of an odd chunk runs eagerly on the same trajectory, and later chunks reuse
-    # the library built on the first call.
-    oracles, solver, state = _start("soba")
-    with torch.no_grad():
-        eager = make_chunk(solver, oracles, False, CPU)
-        aot = make_chunk(solver, oracles, True, CPU, unroll=2, backend="aot")
-        expected, got = dict(state), dict(state)
-        for n in (7, 4):
-            expected, got = eager(expected, n), aot(got, n)
-    assert list(got) == list(state)
-    for key in ("x", "y", "v"):
-        torch.testing.assert_close(got[key], expected[key], rtol=1e-9, atol=1e-9)
-
-
-def test_ahead_of_time_run_rows_and_identity():
-    config = RunConfig(max_steps=32, max_time=600, n_evals=3, compile=True, compile_backend="aot", dtype="float64")
-    table = run_cell(Cell("quadratic", "soba", WELL_CONDITIONED), config)
-    final = table.iloc[-1]
-    assert final["status"] == "ok", final["message"]
-    assert bool(final["compiled"]) and final["warmup_time"] > 0 and final["step"] == 32
-    assert final["oracle_hvp"] == 32  # declared counts, as for any compiled run
-    assert '"compile_backend": "aot"' in final["config"]
-    assert "compile_backend" not in cell_identity(Cell("quadratic", "soba"), RunConfig(compile=True))[0]["config"]
-
-
-@pytest.mark.parametrize("values, message", [
-    (dict(compile_backend="aot"), "needs --compile"),
-    (dict(compile=True, compile_backend="jit"), "unknown compile backend 'jit'"),
-    (dict(compile=True, compile_backend="aot", device="cuda"), "is for the CPU"),
-])
-def test_compile_backend_errors(values, message):
-    from benchopt_bilevel.errors import UserError
-
-    with pytest.raises(UserError, match=message):
-        RunConfig(**values)
+@pytest.mark.parametrize("value", ["aot", "inductor"])
+def test_the_retired_compile_backend_points_to_the_fast_path(value):
+    # `--compile` is torch.compile only; what `--compile-backend aot` offered is `--fast`.
+    result = CliRunner().invoke(main, ["run", "--compile", "--compile-backend", value, "--max-steps", "1"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "the aot backend was replaced by the fast path: use --fast (or --path fast)" in lines[0]
+    assert "--compile-backend" not in CliRunner().invoke(main, ["run", "--help"]).output
