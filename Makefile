@@ -21,12 +21,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,cluster]"
 	touch $@
 
-# Debian packages some integration tests use (headless Chromium, Slurm, Fashion-MNIST);
+# Debian packages some integration tests use (headless Chromium, Slurm, Fashion-MNIST, tcmalloc and jemalloc);
 # installed when running as root with apt-get, otherwise those tests say why they skip.
 system-deps:
 	@bash scripts/system-deps.sh
 
+# The allocator the command line prefers (tcmalloc, best effort: benchopt_bilevel/allocator.py).
 bench: setup
+	@bash scripts/system-deps.sh allocator
 	$(BIN)/benchopt-bilevel run --jobs 2
 
 # pytest exits 5 when a selection (PYTEST_ARGS) matches no test: not a failure of the suite.

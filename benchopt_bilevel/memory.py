@@ -10,7 +10,8 @@ problem's data, the interpreter or PyTorch. Three ways, named in the `memory_met
   reserve and the CUDA context are not counted.
 - `linux_hwm_delta` (CPU, Linux): the process's resident high-water mark VmHWM (/proc/self/status)
   minus its resident size VmRSS at the start. Writing "5" to /proc/self/clear_refs resets VmHWM
-  to VmRSS; before each reset glibc's free lists are handed back (malloc_trim), so that memory
+  to VmRSS; before each reset the allocator's free memory is handed back (glibc's malloc_trim,
+  tcmalloc's ReleaseFreeMemory, jemalloc's arena purge: `allocator.py`), so that memory
   freed earlier and still resident cannot hide a run's allocations inside the baseline. The
   figure has page granularity and counts anything resident that the process touches during the
   measured parts: Python objects, modules imported lazily on first use (torch.func's first call:
@@ -29,6 +30,9 @@ What the numbers look like (CPU, Linux, glibc, one torch thread; `tests/test_mem
   pass), iMAML 196, 187, 182, 191 MiB (it keeps none). The first run of a network in a process
   also counts oneDNN's and torch.func's one-time set-up (width 1: 84 MiB by the end of
   `solver.init` in the first run, 4 MiB in the next ones): compare runs of a worker after its first.
+- the allocator (the `allocator` column: the command line runs under tcmalloc where it finds it,
+  `allocator.py`) decides what a freed block costs: tcmalloc and jemalloc keep freed memory in
+  their caches, so runs under different allocators differ; compare rows of one allocator.
 - glibc's allocator: once a large block has been freed, glibc raises its mmap threshold (up to
   32 MiB) and serves later blocks of that size from its heap, where freed memory is reused in a
   history-dependent way. Identical runs then differ by up to about ±12 MiB at these sizes (iMAML,
@@ -41,13 +45,13 @@ What the numbers look like (CPU, Linux, glibc, one torch thread; `tests/test_mem
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import re
 import resource
 import sys
 
 import torch
+
+from . import allocator
 
 CLEAR_REFS = "/proc/self/clear_refs"
 STATUS = "/proc/self/status"
@@ -60,24 +64,6 @@ def _status_kib(field: str) -> int:
     if match is None:
         raise OSError(f"no {field} in {STATUS}")
     return int(match.group(1))
-
-
-def _load_libc():
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
-
-
-_LIBC = _load_libc() if sys.platform.startswith("linux") else None
-
-
-def _trim() -> None:
-    """Hand glibc's free memory back to the system (a no-op elsewhere)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
 
 
 def reset_high_water_mark() -> bool:
@@ -117,7 +103,7 @@ class PeakMemory:
             self.method = "cuda_allocated_delta"
             self._baseline = int(torch.cuda.memory_allocated(self.device))
         else:
-            _trim()
+            allocator.release_free_memory()
             self.method = "linux_hwm_delta" if reset_high_water_mark() else "process_peak_rss"
             self._baseline = _status_kib("VmRSS") * 1024 if self.method == "linux_hwm_delta" else 0
         self.resume()
@@ -128,7 +114,7 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.method == "linux_hwm_delta":
-            _trim()
+            allocator.release_free_memory()
             reset_high_water_mark()
         self._open = True
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import __version__
+from . import __version__, allocator
 from .cells import Cell, RunConfig, resolve_device, validate
 from .params import params_to_dict
 
@@ -142,6 +142,7 @@ def provenance(device: torch.device) -> dict[str, object]:
         "python_version": sys.version.split()[0],
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
+        "allocator": allocator.active(),  # timings and resident memory depend on it
         "hostname": socket.gethostname(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -105,7 +105,7 @@ def slug(spec: str) -> str:
 
 def tune_command(protocol: dict, problem: str, output_dir: Path, variant: str) -> list[str]:
     """The `benchopt-bilevel tune` command of one problem."""
-    command = [sys.executable, "-m", "benchopt_bilevel.cli", "tune", "--problem", problem]
+    command = [sys.executable, "-m", "benchopt_bilevel", "tune", "--problem", problem]
     for solver in protocol["solvers"]:
         command += ["--solver", str(solver)]
     command += ["--n-trials", str(protocol["n_trials"]), "--tuning-seeds", str(protocol["tuning_seeds"]),
@@ -119,7 +119,7 @@ def tune_command(protocol: dict, problem: str, output_dir: Path, variant: str) -
 
 def publish_command(output_dirs: list[Path], site: Path, bundle: Path, variant: str,
                     git_branch: str | None) -> list[str]:
-    command = [sys.executable, "-m", "benchopt_bilevel.cli", "publish", *map(str, output_dirs),
+    command = [sys.executable, "-m", "benchopt_bilevel", "publish", *map(str, output_dirs),
                "--site", str(site), "--bundle", str(bundle),
                "--title", f"benchopt-bilevel reference leaderboard ({variant} protocol)"]
     if git_branch:
