@@ -11,10 +11,12 @@ steps, a few µs per call). Two choices make one build serve a whole benchmark:
 - the loop is torch's `while_loop` over a step count given as a tensor: the graph holds one step
   whatever n is (the JAX reference does the same with `lax.scan`), so builds cost one step's
   compilation and the runner can ask for any chunk length;
-- the solver's float hyperparameters (step sizes, ratios, schedule constants: `tensor_fields`)
-  enter as a float64 tensor, not as constants: every seed and every tuning trial of a solver on
-  a problem reuses the same library. Integer and string parameters (inner-loop counts, choices)
-  shape the graph and stay constants, like the fields a solver lists in `static_params`.
+- the solver's float and int hyperparameters (step sizes, ratios, schedule constants, inner-loop
+  counts: `tensor_fields`) enter as one float64 tensor, not as constants: every seed and every
+  tuning trial of a solver on a problem reuses the same library. A count reaches the step as a
+  0-dim int64 tensor, which `linalg.repeat` loops over. String and bool parameters (choices),
+  and the fields a solver lists in `static_params` (a count that sets a buffer's shape), shape
+  the graph and stay constants.
 
 The problem's data are constants of the library (the build is keyed by the problem's
 parameters). Builds are cached on disk (`build_cache.py`).
@@ -36,12 +38,23 @@ from .solver import Solver, State
 HYPERPARAMETER_DTYPE = torch.float64  # Python floats are doubles: the eager arithmetic's precision
 
 
+def _is_dynamic_type(value: Any) -> bool:
+    return type(value) in (float, int)  # not bool (a subclass of int): a bool is a choice
+
+
 def tensor_fields(solver: Solver) -> tuple[str, ...]:
-    """The solver's hyperparameters that enter a fast build as tensors: its float fields, less
-    the ones it declares static (`Solver.static_params`)."""
+    """The solver's hyperparameters that enter a fast build as tensors: its float and int fields,
+    less the ones it declares static (`Solver.static_params`)."""
     params = solver.params
     return tuple(f.name for f in dataclasses.fields(params)
-                 if type(getattr(params, f.name)) is float and f.name not in solver.static_params)
+                 if _is_dynamic_type(getattr(params, f.name))
+                 and f.name not in solver.static_params)
+
+
+def integer_fields(solver: Solver) -> tuple[str, ...]:
+    """The `tensor_fields` that are ints on the host (counts): int64 tensors in the graph."""
+    return tuple(name for name in tensor_fields(solver)
+                 if type(getattr(solver.params, name)) is int)
 
 
 def static_identity(solver: Solver) -> dict[str, Any]:
@@ -52,21 +65,31 @@ def static_identity(solver: Solver) -> dict[str, Any]:
 
 
 def hyperparameter_tensor(solver: Solver) -> torch.Tensor:
-    """The values of `tensor_fields`, in that order, as one float64 vector on the CPU."""
-    return torch.tensor([getattr(solver.params, name) for name in tensor_fields(solver)],
-                        dtype=HYPERPARAMETER_DTYPE)
+    """The values of `tensor_fields`, in that order, as one float64 vector on the CPU.
+
+    Counts share the floats' vector rather than a second int64 input: the library's signature
+    stays (n, hyperparameters, *state) for every solver, and float64 holds every int below 2**53
+    exactly (a count is far below), so the graph's int64 conversion gives the count back."""
+    values = [getattr(solver.params, name) for name in tensor_fields(solver)]
+    if any(abs(v) >= 2 ** 53 for v, name in zip(values, tensor_fields(solver))
+           if name in integer_fields(solver)):
+        raise ValueError("an int hyperparameter of 2**53 or more is not exact in float64")
+    return torch.tensor(values, dtype=HYPERPARAMETER_DTYPE)
 
 
 def with_tensor_hyperparameters(solver: Solver, values: torch.Tensor) -> Solver:
-    """A new instance of the solver whose `tensor_fields` hold the 0-dim tensors values[i].
+    """A new instance of the solver whose `tensor_fields` hold the 0-dim tensors values[i]
+    (float64, or int64 for the int fields).
 
     Params validation (`__post_init__`) ran on the floats and is not run again: comparisons of
     traced tensors cannot be branched on. The solver's `__init__` runs on the tensors, so
     anything it derives from them (schedules) is part of the graph."""
     params = copy.copy(solver.params)
+    integers = set(integer_fields(solver))
     for i, name in enumerate(tensor_fields(solver)):
         # A copy each: while_loop rejects closed-over inputs that alias (views of one vector).
-        object.__setattr__(params, name, values[i].clone())  # frozen dataclasses too
+        value = values[i].to(torch.int64) if name in integers else values[i].clone()
+        object.__setattr__(params, name, value)  # frozen dataclasses too
     return type(solver)(params)
 
 

@@ -75,6 +75,9 @@ class DEQImplicit(Solver):
         "the SHINE backward reuses.",
     )
     Params = DEQParams
+    # Broyden's low-rank estimate holds one pair per iteration (its shape is the iteration count)
+    # and refine chooses a branch: constants of a fast build.
+    static_params = ("forward_iters", "backward_iters", "refine")
     search_space = {"step_outer": LogUniform(1e-4, 1e-1), "backward": Choice(BACKWARDS),
                     "forward_iters": IntRange(5, 40), "backward_iters": IntRange(1, 40)}
 

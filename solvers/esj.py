@@ -125,6 +125,9 @@ class ESJ(Solver):
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio", "mu": "smoothing",
                         "n_gaussian_vectors": "n_directions", "n_inner_steps": "n_inner_steps"}
     Params = ESJParams
+    # n_directions is the row count of the directions drawn each step (a shape): a constant of
+    # a fast build. The inner count is a loop count and stays an input.
+    static_params = ("n_directions",)
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "n_inner_steps": IntRange(1, 50), "n_directions": IntRange(1, 20),
                     "smoothing": LogUniform(1e-3, 1.0),

@@ -101,9 +101,10 @@ class LancBiO(Solver):
         "experiments is used throughout.",
     )
     Params = LancBiOParams
-    # dim_growth sets how many basis slots a cycle can need (`basis_slots`), i.e. the shapes of
-    # the state: it shapes the graph, so a fast build keeps it a constant.
-    static_params = ("dim_growth",)
+    # dim_start, dim_max, dim_freq and dim_growth set how many basis slots a cycle can need
+    # (`basis_slots`), i.e. the shapes of the state: they shape the graph, so a fast build keeps
+    # them constants. n_inner_steps is a loop count and stays an input.
+    static_params = ("dim_start", "dim_max", "dim_freq", "dim_growth")
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 20), "dim_max": IntRange(1, 80),
                     "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}

@@ -62,6 +62,9 @@ class MAML(Solver):
         "stages) do not provide a reverse pass for.",
     )
     Params = MAMLParams
+    # The second-order meta-gradient keeps every inner iterate for the reverse sweep: the inner
+    # steps are unrolled, so their count is a constant of a fast build (n_tasks is a loop count).
+    static_params = ("n_inner_steps",)
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-4, 1e-1),
                     "n_inner_steps": IntRange(1, 10), "outer_optimizer": Choice(("adam", "sgd"))}
 
