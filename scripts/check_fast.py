@@ -2,13 +2,13 @@
 
     python scripts/check_fast.py                     # every registered solver, exported graph
     python scripts/check_fast.py soba amigo          # named solvers
-    python scripts/check_fast.py --mode aot soba     # build the AOTInductor library (minutes each)
+    python scripts/check_fast.py --mode build soba   # build the AOTInductor library (minutes each)
     python scripts/check_fast.py --steps 20 lancbio  # past a solver's period
 
 For each solver, on the small float64 quadratic of the tests: `--steps` eager steps (4 by
 default) against the same steps through the exported graph (`--mode export`: seconds, the graph
 AOTInductor would build, run by PyTorch's interpreter) or through the built library
-(`--mode aot`). Prints OK or FAIL (the difference exceeds --tolerance, or the first line of the
+(`--mode build`). Prints OK or FAIL (the difference exceeds --tolerance, or the first line of the
 error: a Python branch on a tensor value, a state that is not all tensors), SKIP for solvers
 that run on the host or do not take the problem, the export (and build) seconds and the largest
 |fast − eager| over the state's floating entries. Exits 1 when any solver fails.
@@ -90,7 +90,7 @@ def check(name: str, problem, n_steps: int, mode: str, tolerance: float) -> tupl
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("solvers", nargs="*", help="solver names (default: every registered solver)")
-    parser.add_argument("--mode", choices=("export", "aot"), default="export")
+    parser.add_argument("--mode", choices=("export", "build"), default="export")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--tolerance", type=float, default=1e-12)
     args = parser.parse_args(argv)

@@ -7,7 +7,9 @@ machines are noisy, so targets here are ratios measured within one run).
 - the runner's overhead: its recorded solver time for N steps against a bare loop of the same N
   steps (target ≤ 1.02: the harness adds chunking, not work);
 - eager against a compiled chunk for SOBA (compile time reported, not hidden);
-- the per-call cost of a two-add function: eager, torch.compile, and ahead of time (aot.py).
+- the per-call cost of a two-add function: eager, torch.compile, and an AOTInductor library
+  built and loaded as the fast path builds and loads its libraries (`fast.build_library`,
+  `fast.load_library`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 import pytest
 import torch
 
-from benchopt_bilevel import rng
+from benchopt_bilevel import fast, rng
 from benchopt_bilevel.benchmark import DEFAULT_SOLVERS
 from benchopt_bilevel.clock import Clock
 from benchopt_bilevel.oracles import Oracles
@@ -96,12 +98,27 @@ def _two_adds(state):
     return {"t": state["t"] + 1, "x": state["x"] * 0.5 + 1.0}
 
 
-@pytest.mark.parametrize("backend", ["eager", "inductor", "aot"])
-def test_call_overhead(benchmark, backend):
-    """µs per call of a function of two adds: what a compiled step pays on top of its kernels
-    (torch.compile: dynamo's guards and AOTAutograd's wrappers; aot: the library's runner)."""
-    from benchopt_bilevel.aot import compile_ahead
+class _TwoAdds(torch.nn.Module):
+    """`_two_adds` over a flat list of tensors, the calling convention of a library's runner."""
 
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        state = _two_adds({"t": t, "x": x})
+        return state["t"], state["x"]
+
+
+def _library(state: dict, folder: str):
+    """`_two_adds` exported and built into an AOTInductor library in `folder`, loaded."""
+    with torch.no_grad():
+        program = torch.export.export(_TwoAdds(), (state["t"].clone(), state["x"].clone()), strict=False)
+    runner = fast.load_library(fast.build_library(program, f"{folder}/two_adds.pt2"))
+    return lambda s: dict(zip(("t", "x"), runner([s["t"], s["x"]])))
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor", "library"])
+def test_call_overhead(benchmark, backend, tmp_path):
+    """µs per call of a function of two adds: what a compiled step pays on top of its kernels
+    (torch.compile: dynamo's guards and AOTAutograd's wrappers; library: the runner of an
+    AOTInductor library, what a fast-path call pays once per chunk of n steps)."""
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
@@ -109,7 +126,7 @@ def test_call_overhead(benchmark, backend):
     state = {"t": torch.zeros((), dtype=torch.int64), "x": torch.zeros(22)}
     torch._dynamo.reset()
     fn = {"eager": lambda: _two_adds, "inductor": lambda: torch.compile(_two_adds),
-          "aot": lambda: compile_ahead(_two_adds, state)}[backend]()
+          "library": lambda: _library(state, str(tmp_path))}[backend]()
     with torch.no_grad():
         for _ in range(20):  # compiles (inductor) and warms up
             state = fn(state)

@@ -5,12 +5,12 @@ JAX benchmark (benchopt's benchmark_bilevel).
 `make speed` or `pytest speed/test_bench_logreg.py --benchmark-only`; not part of the
 test suite (timings on shared machines are noisy).
 
-- test_step_time[solver-eager|compiled|aot]: µs per step (per iteration for SRBA, whose step is
+- test_step_time[solver-eager|compiled]: µs per step (per iteration for SRBA, whose step is
   a whole period) as the runner records it (synchronized clock, batch sampling included,
-  evaluation excluded), with a compiled step (`compile=True`: torch.compile, or AOTInductor
-  with `compile_backend="aot"`) next to eager; the compile time goes to extra_info, never into
-  the step time.
-- test_step_time_unrolled[8|32-inductor|aot]: SOBA with 8 or 32 steps per compiled graph
+  evaluation excluded), with a compiled step (`compile=True`: torch.compile) next to eager; the
+  compile time goes to extra_info, never into the step time. The fast path (one AOTInductor
+  library call per chunk) on the same problem and solvers: speed/test_bench_fast.py.
+- test_step_time_unrolled[8|32]: SOBA with 8 or 32 steps per compiled graph
   (`compile_steps`): the per-call cost of a compiled function is shared by the steps of the graph.
 - test_quality[solver]: h(x) = validation loss at the exact y*(x) after QUALITY_SECONDS of
   solver time (20 s, as in the JAX benchmark's figures; BENCH_LOGREG_SECONDS overrides it for a quick look), on
@@ -72,7 +72,7 @@ def _run(name: str, problem_params: dict | None = None, solver_params: dict | No
     return {"first": table.iloc[0], "last": last}
 
 
-MODES = {"eager": {}, "compiled": {"compile": True}, "aot": {"compile": True, "compile_backend": "aot"}}
+MODES = {"eager": {}, "compiled": {"compile": True}}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -95,15 +95,13 @@ def test_step_time(benchmark, name, mode):
                                 threads=torch.get_num_threads())
 
 
-@pytest.mark.parametrize("backend", ["inductor", "aot"])
 @pytest.mark.parametrize("compile_steps", [8, 32])
-def test_step_time_unrolled(benchmark, compile_steps, backend):
+def test_step_time_unrolled(benchmark, compile_steps):
     """SOBA with `compile_steps` steps per compiled graph (the chunked path of docs/compile.md)."""
     rows = {}
 
     def measure():
-        rows.update(_run("soba", max_time=STEP_SECONDS, n_evals=3, compile=True, compile_steps=compile_steps,
-                         compile_backend=backend))
+        rows.update(_run("soba", max_time=STEP_SECONDS, n_evals=3, compile=True, compile_steps=compile_steps))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     last = rows["last"]
