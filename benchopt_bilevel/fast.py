@@ -38,23 +38,26 @@ from .solver import Solver, State
 HYPERPARAMETER_DTYPE = torch.float64  # Python floats are doubles: the eager arithmetic's precision
 
 
-def _is_dynamic_type(value: Any) -> bool:
-    return type(value) in (float, int)  # not bool (a subclass of int): a bool is a choice
+def _declared_type(field: dataclasses.Field) -> str:
+    """A Params field's annotation as a name ("float", "int", "float | None", ...)."""
+    return field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
 
 
 def tensor_fields(solver: Solver) -> tuple[str, ...]:
-    """The solver's hyperparameters that enter a fast build as tensors: its float and int fields,
-    less the ones it declares static (`Solver.static_params`)."""
-    params = solver.params
-    return tuple(f.name for f in dataclasses.fields(params)
-                 if _is_dynamic_type(getattr(params, f.name))
-                 and f.name not in solver.static_params)
+    """The solver's hyperparameters that enter a fast build as tensors: its fields declared float
+    or int (a bool is a choice), less the ones it declares static (`Solver.static_params`).
+
+    By the declared type, not the value's: the layout of the hyperparameter vector then depends
+    on the solver alone, so a library cached for `step_inner=1` (an int value) cannot be reused
+    with that entry read as a count for `step_inner=0.5`."""
+    return tuple(f.name for f in dataclasses.fields(solver.params)
+                 if _declared_type(f) in ("float", "int") and f.name not in solver.static_params)
 
 
 def integer_fields(solver: Solver) -> tuple[str, ...]:
-    """The `tensor_fields` that are ints on the host (counts): int64 tensors in the graph."""
-    return tuple(name for name in tensor_fields(solver)
-                 if type(getattr(solver.params, name)) is int)
+    """The `tensor_fields` declared int (counts): int64 tensors in the graph."""
+    declared = {f.name: _declared_type(f) for f in dataclasses.fields(solver.params)}
+    return tuple(name for name in tensor_fields(solver) if declared[name] == "int")
 
 
 def static_identity(solver: Solver) -> dict[str, Any]:
@@ -70,11 +73,12 @@ def hyperparameter_tensor(solver: Solver) -> torch.Tensor:
     Counts share the floats' vector rather than a second int64 input: the library's signature
     stays (n, hyperparameters, *state) for every solver, and float64 holds every int below 2**53
     exactly (a count is far below), so the graph's int64 conversion gives the count back."""
-    values = [getattr(solver.params, name) for name in tensor_fields(solver)]
-    if any(abs(v) >= 2 ** 53 for v, name in zip(values, tensor_fields(solver))
-           if name in integer_fields(solver)):
-        raise ValueError("an int hyperparameter of 2**53 or more is not exact in float64")
-    return torch.tensor(values, dtype=HYPERPARAMETER_DTYPE)
+    for name in integer_fields(solver):
+        value = getattr(solver.params, name)
+        if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2 ** 53:
+            raise ValueError(f"{name} = {value!r}: an int field needs an int below 2**53 (exact in float64)")
+    return torch.tensor([getattr(solver.params, name) for name in tensor_fields(solver)],
+                        dtype=HYPERPARAMETER_DTYPE)
 
 
 def with_tensor_hyperparameters(solver: Solver, values: torch.Tensor) -> Solver:

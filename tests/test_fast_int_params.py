@@ -1,0 +1,111 @@
+"""Int hyperparameters (loop counts) are inputs of a fast build, so one build serves a search.
+
+A tuning search samples inner counts (AmIGO's n_inner_steps, stocBiO's n_neumann_steps, ...):
+were they constants of the graph, every distinct value would cost a build. They enter the
+hyperparameter vector as the floats do and reach the step as 0-dim int64 tensors, which
+`linalg.repeat` loops over; a count that sets a shape stays static (`Solver.static_params`).
+The graphs below are exported once and run with the hyperparameters of another instance (what
+`fast.steps_function` does with a cached library), against that instance's eager iterates.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchopt_bilevel import fast, rng
+from benchopt_bilevel.fixtures import build_quadratic
+from benchopt_bilevel.oracles import Oracles
+from benchopt_bilevel.registry import get_solver
+from benchopt_bilevel.solver import Solver, State
+
+TOLERANCE = 1e-12
+N_STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return build_quadratic()
+
+
+def _start(solver: Solver, problem) -> State:
+    with torch.no_grad():
+        state = solver.init(Oracles(problem), problem.x0(), problem.y0(), rng.make_key(3))
+    return {k: v.clone() for k, v in state.items()}  # distinct tensors, as a runner's state
+
+
+def _eager(solver: Solver, problem, state: State, n_steps: int) -> State:
+    oracles = Oracles(problem)
+    with torch.no_grad():
+        for _ in range(n_steps):
+            state = solver.step(oracles, state)
+    return state
+
+
+def _exported_with(built: Solver, run: Solver, problem, state: State, n_steps: int) -> State:
+    """n_steps of the graph exported from `built`, given `run`'s hyperparameters."""
+    keys = list(state)
+    module = fast.export_steps(built, Oracles(problem), state).module()
+    with torch.no_grad():
+        out = module(torch.tensor(n_steps), fast.hyperparameter_tensor(run), *(state[k] for k in keys))
+    return dict(zip(keys, out))
+
+
+def _assert_same_iterates(got: State, expected: State) -> None:
+    assert sorted(got) == sorted(expected)
+    for k, value in expected.items():
+        if value.is_floating_point():
+            difference = float((got[k] - value).abs().max())
+            assert difference <= TOLERANCE, f"max |fast - eager| of {k} is {difference:.2e}"
+        else:
+            assert torch.equal(got[k], value), k
+
+
+def test_counts_are_inputs_and_leave_the_build_identity():
+    amigo = get_solver("amigo")()
+    assert {"n_inner_steps", "n_linear_steps"} <= set(fast.tensor_fields(amigo))
+    assert "n_inner_steps" not in fast.static_identity(amigo)
+    assert fast.static_identity(get_solver("amigo")(n_inner_steps=2)) == fast.static_identity(amigo)
+    # A count that sets a shape (ESJ's directions per step) stays a constant of the build.
+    esj = get_solver("esj")()
+    assert "n_directions" in esj.static_params
+    assert fast.static_identity(esj)["n_directions"] == esj.params.n_directions
+    assert "n_directions" not in fast.tensor_fields(esj)
+    # A bool is a choice, not a count.
+    assert "first_order" in fast.static_identity(get_solver("maml")())
+
+
+def test_the_layout_follows_the_declared_types_not_the_values():
+    """step_inner = 1 (an int value of a float field) is still a float entry: a cached library
+    must read it as a step size for every trial."""
+    default, integral = get_solver("amigo")(), get_solver("amigo")(step_inner=1)
+    assert fast.tensor_fields(integral) == fast.tensor_fields(default)
+    assert "step_inner" not in fast.integer_fields(integral)
+    assert fast.static_identity(integral) == fast.static_identity(default)
+
+
+def test_the_step_sees_counts_as_int64_tensors():
+    amigo = get_solver("amigo")(n_inner_steps=7)
+    graph_solver = fast.with_tensor_hyperparameters(amigo, fast.hyperparameter_tensor(amigo))
+    count = graph_solver.params.n_inner_steps
+    assert isinstance(count, torch.Tensor) and count.dtype == torch.int64 and count.dim() == 0
+    assert int(count) == 7
+    assert graph_solver.params.step_inner.dtype == torch.float64
+    assert amigo.params.n_inner_steps == 7  # the host-side instance keeps its int
+
+
+def test_one_export_of_amigo_serves_another_inner_count(problem):
+    built, trial = get_solver("amigo")(n_inner_steps=2), get_solver("amigo")(n_inner_steps=5)
+    state = _start(built, problem)
+    expected = _eager(trial, problem, dict(state), N_STEPS)
+    _assert_same_iterates(_exported_with(built, trial, problem, state, N_STEPS), expected)
+    # Not the built count's iterates: the count in the graph is the input's.
+    other = _eager(built, problem, dict(state), N_STEPS)
+    assert float((other["y"] - expected["y"]).abs().max()) > 1e-6
+
+
+def test_a_count_of_zero_is_zero_trips(problem):
+    """stocBiO with n_neumann_steps = 0 (v = η ∇_y f, no Neumann term) from a build at 2."""
+    built, trial = get_solver("stocbio")(n_neumann_steps=2), get_solver("stocbio")(n_neumann_steps=0)
+    state = _start(built, problem)
+    expected = _eager(trial, problem, dict(state), N_STEPS)
+    _assert_same_iterates(_exported_with(built, trial, problem, state, N_STEPS), expected)
