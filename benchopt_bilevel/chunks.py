@@ -47,7 +47,8 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
     multiples of `unroll`, other remainders run as eager steps (the same numbers: steps are pure
     and their randomness is counter-based).
 
-    Without the per-call cost (a few µs, and n steps per call): `FastChunk`, the fast path.
+    On the CPU, `FastChunk` (the fast path, `--fast`) runs a whole chunk as one library call,
+    whose own cost is a few µs.
 
     A `host_side` solver's chunks are eager whatever is asked (`compiles`).
     """
