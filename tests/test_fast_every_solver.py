@@ -1,9 +1,9 @@
 """Every registered solver on the fast path (benchopt_bilevel/fast.py) gives its eager iterates.
 
 On the small float64 quadratic of the tests, n steps through the exported graph (the one
-AOTInductor builds: a while_loop over steps, the float hyperparameters as a tensor input) must
-match n eager steps within 1e-12 in every floating entry of the state, and exactly in the
-others (keys, counters). Host-side solvers have no fast path and skip with their reason. Built
+AOTInductor builds: a while_loop over steps, the float and int hyperparameters as a tensor
+input) must match n eager steps within 1e-12 in every floating entry of the state, and exactly
+in the others (keys, counters). Host-side solvers have no fast path and skip with their reason. Built
 libraries are checked in tests/test_fast.py (SOBA, SABA, SUSTAIN's zero-trip loops), and every
 library is checked against eager steps before a run uses it (`chunks.library_mismatch`).
 """
