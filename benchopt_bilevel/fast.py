@@ -76,7 +76,8 @@ def hyperparameter_tensor(solver: Solver) -> torch.Tensor:
     for name in integer_fields(solver):
         value = getattr(solver.params, name)
         if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2 ** 53:
-            raise ValueError(f"{name} = {value!r}: an int field needs an int below 2**53 (exact in float64)")
+            raise ValueError(f"{name} = {value!r}: an int field needs an int below 2**53 "
+                             "(exact in float64)")
     return torch.tensor([getattr(solver.params, name) for name in tensor_fields(solver)],
                         dtype=HYPERPARAMETER_DTYPE)
 

@@ -3,9 +3,10 @@
 On the small float64 quadratic of the tests, n steps through the exported graph (the one
 AOTInductor builds: a while_loop over steps, the float and int hyperparameters as a tensor
 input) must match n eager steps within 1e-12 in every floating entry of the state, and exactly
-in the others (keys, counters). Host-side solvers have no fast path and skip with their reason. Built
-libraries are checked in tests/test_fast.py (SOBA, SABA, SUSTAIN's zero-trip loops), and every
-library is checked against eager steps before a run uses it (`chunks.library_mismatch`).
+in the others (keys, counters). Host-side solvers have no fast path and skip with their reason.
+Built libraries are checked in tests/test_fast.py (SOBA, SABA, SUSTAIN's zero-trip loops) and
+tests/test_fast_int_params.py (one library at several loop counts), and every library is checked
+against eager steps before a run uses it (`chunks.library_mismatch`).
 """
 from __future__ import annotations
 

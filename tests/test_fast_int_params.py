@@ -48,7 +48,8 @@ def _exported_with(built: Solver, run: Solver, problem, state: State, n_steps: i
     keys = list(state)
     module = fast.export_steps(built, Oracles(problem), state).module()
     with torch.no_grad():
-        out = module(torch.tensor(n_steps), fast.hyperparameter_tensor(run), *(state[k] for k in keys))
+        out = module(torch.tensor(n_steps), fast.hyperparameter_tensor(run),
+                     *(state[k] for k in keys))
     return dict(zip(keys, out))
 
 
@@ -119,4 +120,5 @@ def test_one_library_serves_every_count_and_zero_trips(problem, tmp_path):
     for count in (5, 0, 2):
         trial = get_solver("stocbio")(n_neumann_steps=count)
         chunk = fast.steps_function(runner, trial, keys)
-        _assert_same_iterates(chunk(dict(state), N_STEPS), _eager(trial, problem, dict(state), N_STEPS))
+        expected = _eager(trial, problem, dict(state), N_STEPS)
+        _assert_same_iterates(chunk(dict(state), N_STEPS), expected)
