@@ -61,8 +61,9 @@ def integer_fields(solver: Solver) -> tuple[str, ...]:
 
 
 def static_identity(solver: Solver) -> dict[str, Any]:
-    """What of the solver's parameters shapes its graph (every field not in `tensor_fields`)."""
-    dynamic = set(tensor_fields(solver))
+    """What of the solver's parameters shapes its graph: every field neither in `tensor_fields`
+    nor read by `init` alone (`Solver.init_params`)."""
+    dynamic = set(tensor_fields(solver)) | set(solver.init_params)
     return {f.name: getattr(solver.params, f.name) for f in dataclasses.fields(solver.params)
             if f.name not in dynamic}
 

@@ -134,7 +134,7 @@ def lbfgs_minimize(grad_fn: Callable[[Tensor], Tensor], y: Tensor, history: Hist
     """
     if line_search > 0 and value_fn is None:
         raise ValueError("a line search needs value_fn")
-    if n_steps < 1:
+    if isinstance(n_steps, int) and n_steps < 1:  # a tensor count (a fast build's input) is >= 1
         return y, history
     names = list(history)
 

@@ -91,10 +91,14 @@ class Solver:
     # method: `oracle_cost` then declares the expected calls, and the conformance suite compares
     # them with the mean over many steps instead of requiring equality.
     random_cost: ClassVar[str | None] = None
-    # Float parameters that shape the step's graph (a count derived from a fraction, a branch on a
-    # value) and so stay constants of a fast build (`fast.py`); every other float parameter enters
-    # the build as a tensor, so that one build serves every seed and tuning trial.
+    # Float or int parameters that shape the step's graph (a count that sets a buffer's shape, a
+    # branch on a value) and so stay constants of a fast build (`fast.py`); every other float or
+    # int parameter enters the build as a tensor, so that one build serves every seed and trial.
     static_params: ClassVar[tuple[str, ...]] = ()
+    # Parameters only `init` reads (how the state starts): the step's graph does not depend on
+    # them, so they are not part of a fast build's identity (`fast.static_identity`). A run's
+    # first steps are still checked against eager before its library is used (`chunks.py`).
+    init_params: ClassVar[tuple[str, ...]] = ()
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
     # Where the method departs from its paper (or from the reference benchmark) and why, one

@@ -62,6 +62,7 @@ class SABA(Solver):
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio",
                         "mode_init_memory": "memory_init", "init_memory": "memory_init"}
     Params = SABAParams
+    init_params = ("memory_init",)  # how the memory starts; the step reads only the memory
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "memory_init": Choice(MEMORY_INITS)}
 

@@ -84,7 +84,7 @@ class SHINE(Solver):
     # memory sets the L-BFGS history's shape; line_search and refine choose branches (> 0) and
     # size unrolled loops; lbfgs_minimize branches on n_inner_steps < 1 (its zero-trip guard):
     # constants of a fast build.
-    static_params = ("memory", "line_search", "refine", "n_inner_steps")
+    static_params = ("memory", "line_search", "refine")
     search_space = {"initial_inverse_scale": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
                     "n_inner_steps": IntRange(1, 50), "memory": IntRange(1, 30), "refine": IntRange(0, 10),
                     "opa": Choice((False, True)), "history": Choice(HISTORIES)}

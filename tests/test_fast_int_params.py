@@ -17,7 +17,7 @@ import torch
 from benchopt_bilevel import fast, rng
 from benchopt_bilevel.fixtures import build_quadratic
 from benchopt_bilevel.oracles import Oracles
-from benchopt_bilevel.registry import get_solver
+from benchopt_bilevel.registry import get_solver, solvers
 from benchopt_bilevel.solver import Solver, State
 
 TOLERANCE = 1e-12
@@ -122,3 +122,34 @@ def test_one_library_serves_every_count_and_zero_trips(problem, tmp_path):
         chunk = fast.steps_function(runner, trial, keys)
         expected = _eager(trial, problem, dict(state), N_STEPS)
         _assert_same_iterates(chunk(dict(state), N_STEPS), expected)
+
+
+def _init_param_values(solver_cls) -> list[tuple[str, object, object]]:
+    """(field, default, another allowed value) for each of the solver's `init_params`."""
+    out = []
+    for name in solver_cls.init_params:
+        default = getattr(solver_cls.Params(), name)
+        choice = solver_cls.search_space.get(name)
+        others = [c for c in getattr(choice, "values", ()) if c != default]
+        assert others, f"{solver_cls.name}.{name}: a test needs a second value in its search space"
+        out.append((name, default, others[0]))
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n, cls in solvers().items() if cls.init_params])
+def test_init_params_leave_the_identity_and_the_step(name, problem):
+    """A field only `init` reads is not part of a build's identity, and the graph exported with
+    one value gives the eager iterates of a run started with the other."""
+    solver_cls = get_solver(name)
+    for field, default, other in _init_param_values(solver_cls):
+        built, run = solver_cls(**{field: default}), solver_cls(**{field: other})
+        assert fast.static_identity(built) == fast.static_identity(run)
+        state = _start(run, problem)
+        _assert_same_iterates(_exported_with(built, run, problem, state, N_STEPS),
+                              _eager(run, problem, state, N_STEPS))
+
+
+def test_every_declared_init_param_is_a_field():
+    for solver_cls in solvers().values():
+        fields = {f for f in solver_cls.Params.__dataclass_fields__}
+        assert set(solver_cls.init_params) <= fields, solver_cls.name
