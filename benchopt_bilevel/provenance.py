@@ -170,7 +170,6 @@ def cell_identity(cell: Cell, config: RunConfig) -> tuple[dict[str, Any], str]:
         "config": json.dumps({k: v for k, v in dataclasses.asdict(config).items()
                               if k not in ("device", "dtype", "compile")
                               and not (k == "compile_steps" and v == 1)
-                              and not (k == "compile_backend" and v == "inductor")
                               and not (k == "step_path" and v == "eager")}, sort_keys=True),  # ids of older runs stay
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
