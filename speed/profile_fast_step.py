@@ -39,6 +39,14 @@ nothing measurable); after but built by a 2-thread process and run on one thread
   allocates 13 buffers per step (7 of them the new carry). `memory_planning` and
   `aot_inductor.allow_stack_allocation` would pool or stack them but do not compile with a
   while_loop (see fast_options.py).
+- The allocator: run under tcmalloc instead (what the command line now does,
+  `benchopt_bilevel/allocator.py`), the same saved libraries took SOBA 7.1–7.2 µs per step against
+  12.1–20.2 under glibc, AmIGO 69–72 against 110–128 (2 runs each of `LD_PRELOAD=... python
+  speed/profile_fast_step.py --solver S --compare S.pt2 --steps 128 --repeats 500` (200 for
+  AmIGO), a few minutes apart; jemalloc 7.8–8.5 and 69–73). What is left per inner-loop
+  iteration is handle management: the wrapper re-wraps every carry and every closed-over input
+  (`aoti_torch_assign_tensors_out`) for the loop's condition and again for its body, so a loop
+  with 16 inputs creates ~32 tensor handles per iteration (F2SA's dumped wrapper, `--dump`).
 - SABA's extra ~13 µs over SOBA are its five SAGA memories: `index_copy` is functional, so each
   step copies 3 x 625 x 22 + 2 x 156 x 22 floats (~190 KB) into fresh carries.
 - Threads: Inductor generates OpenMP regions from torch.get_num_threads() at build time (one

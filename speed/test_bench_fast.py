@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchopt_bilevel import build_cache, fast, rng
+from benchopt_bilevel import allocator, build_cache, fast, rng
 from benchopt_bilevel.facts import ProblemFacts
 from benchopt_bilevel.fixtures import build_problem
 from benchopt_bilevel.oracles import Oracles
@@ -204,8 +204,8 @@ def table() -> str:
     """The markdown table of the figures measured in this run."""
     scale = _scale()
     lines = ["| solver | fast µs/step | eager µs/step | JAX scaled µs/step | JAX here µs/step | "
-             "fast / JAX scaled | cold build s | warm s | max abs diff (4 steps) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "fast / JAX scaled | fast / JAX here | cold build s | warm s | max abs diff (4 steps) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in SOLVERS:
         if name not in _fast:
             continue
@@ -214,16 +214,19 @@ def table() -> str:
         here = _jax.get((SCALE_SAMPLER, name), {}).get("us")
         if "error" in row:
             lines.append(f"| {name} | {row['error']} | {_fmt(row['eager_us'])} | {_fmt(scaled)} | {_fmt(here)} "
-                         f"| — | — | — | — |")
+                         f"| — | — | — | — | — |")
             continue
         ratio = row["fast_us"] / scaled if scaled else None
+        ratio_here = row["fast_us"] / here if here else None
         lines.append(f"| {name} | {_fmt(row['fast_us'])} | {_fmt(row['eager_us'])} | {_fmt(scaled)} | "
-                     f"{_fmt(here)} | {_fmt(ratio, 2)} | {_fmt(row['cold_s'])} | {_fmt(row['warm_s'], 2)} | "
+                     f"{_fmt(here)} | {_fmt(ratio, 2)} | {_fmt(ratio_here, 2)} | {_fmt(row['cold_s'])} | "
+                     f"{_fmt(row['warm_s'], 2)} | "
                      f"{row['max_difference']:.1e} |")
     if not scale:
         return "\n".join([*lines, "", "JAX comparator not run (jax missing or its test deselected): "
                            "no scaled figures"])
-    notes = [f"JAX SOBA here ({SCALE_SAMPLER} draws) {_jax[SCALE_SAMPLER, 'soba']['us']:.1f} µs/step against "
+    notes = [f"Allocator (both sides, one process): {allocator.active()} (speed/conftest.py).",
+             f"JAX SOBA here ({SCALE_SAMPLER} draws) {_jax[SCALE_SAMPLER, 'soba']['us']:.1f} µs/step against "
              f"the reference's 9.0: scale {scale:.2f}."]
     for sampler in JAX_SAMPLERS:
         measured = ", ".join(f"{name} {_jax[sampler, name]['us']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
