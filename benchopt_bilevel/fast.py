@@ -40,18 +40,31 @@ HYPERPARAMETER_DTYPE = torch.float64  # Python floats are doubles: the eager ari
 
 def _declared_type(field: dataclasses.Field) -> str:
     """A Params field's annotation as a name ("float", "int", "float | None", ...)."""
-    return field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    if isinstance(field.type, str):  # `from __future__ import annotations`
+        return field.type
+    return getattr(field.type, "__name__", None) or str(field.type).replace("typing.", "")
+
+
+OPTIONAL_FLOAT = ("float | None", "Optional[float]")  # None means "derived" (FSLA's momentum)
+
+
+def _optional_set(solver: Solver, field: dataclasses.Field) -> bool:
+    """A field declared `float | None` that holds a value (an input, like a float field)."""
+    return _declared_type(field) in OPTIONAL_FLOAT and getattr(solver.params, field.name) is not None
 
 
 def tensor_fields(solver: Solver) -> tuple[str, ...]:
     """The solver's hyperparameters that enter a fast build as tensors: its fields declared float
-    or int (a bool is a choice), less the ones it declares static (`Solver.static_params`).
+    or int (a bool is a choice), and those declared `float | None` that hold a float, less the
+    ones it declares static (`Solver.static_params`).
 
     By the declared type, not the value's: the layout of the hyperparameter vector then depends
-    on the solver alone, so a library cached for `step_inner=1` (an int value) cannot be reused
-    with that entry read as a count for `step_inner=0.5`."""
+    on the solver alone (and on which optional fields are None, part of `static_identity`), so a
+    library cached for `step_inner=1` (an int value) cannot be reused with that entry read as a
+    count for `step_inner=0.5`."""
     return tuple(f.name for f in dataclasses.fields(solver.params)
-                 if _declared_type(f) in ("float", "int") and f.name not in solver.static_params)
+                 if (_declared_type(f) in ("float", "int") or _optional_set(solver, f))
+                 and f.name not in solver.static_params)
 
 
 def integer_fields(solver: Solver) -> tuple[str, ...]:
@@ -64,8 +77,12 @@ def static_identity(solver: Solver) -> dict[str, Any]:
     """What of the solver's parameters shapes its graph: every field neither in `tensor_fields`
     nor read by `init` alone (`Solver.init_params`)."""
     dynamic = set(tensor_fields(solver)) | set(solver.init_params)
-    return {f.name: getattr(solver.params, f.name) for f in dataclasses.fields(solver.params)
-            if f.name not in dynamic}
+    identity = {f.name: getattr(solver.params, f.name) for f in dataclasses.fields(solver.params)
+                if f.name not in dynamic}
+    # An optional field's None-ness shapes the graph (a derived value, or an input): kept.
+    identity.update({f.name: "input" for f in dataclasses.fields(solver.params)
+                     if f.name in dynamic and _optional_set(solver, f)})
+    return identity
 
 
 def hyperparameter_tensor(solver: Solver) -> torch.Tensor:

@@ -153,3 +153,19 @@ def test_every_declared_init_param_is_a_field():
     for solver_cls in solvers().values():
         fields = {f for f in solver_cls.Params.__dataclass_fields__}
         assert set(solver_cls.init_params) <= fields, solver_cls.name
+
+
+def test_an_optional_float_is_an_input_when_set_and_its_none_ness_is_identity(problem):
+    """FSLA's momentum (`float | None`, None ties it to the step): every set value shares one
+    build, and the graph exported with one value gives the eager iterates of another."""
+    fsla = get_solver("fsla")
+    built, run = fsla(momentum=0.2), fsla(momentum=0.7)
+    assert "momentum" in fast.tensor_fields(built)
+    assert fast.static_identity(built) == fast.static_identity(run)
+    assert fast.static_identity(fsla()) != fast.static_identity(built)  # None: derived in the graph
+    assert "momentum" not in fast.tensor_fields(fsla())
+    state = _start(run, problem)
+    got, expected = _exported_with(built, run, problem, state, N_STEPS), _eager(run, problem, state, N_STEPS)
+    _assert_same_iterates(got, expected)
+    other = _eager(built, problem, state, N_STEPS)
+    assert float((other["x"] - expected["x"]).abs().max()) > 1e-9  # the test can fail
