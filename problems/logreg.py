@@ -46,6 +46,14 @@ NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finit
 NEWTON_MAX_ITERATIONS = 100
 
 
+def cholesky_or_nan(matrix: Tensor) -> Tensor:
+    """The Cholesky factor of `matrix`, or NaNs where it is not positive definite: at an outer
+    point a diverging run reaches (penalty exp(x) → 0 with saturated sigmoids) y*(x) is not
+    defined, and NaN metrics mark the run diverged where an exception would call it an error."""
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    return factor if int(info) == 0 else torch.full_like(matrix, float("nan"))
+
+
 @dataclass
 class LogRegParams:
     dataset: str = "ijcnn1"  # a binary dataset of the dataset layer (ijcnn1, adult, ...)
@@ -178,7 +186,7 @@ class LogReg(PenaltySelection):
             if not grad_norm > NEWTON_TOLERANCE or 1e-8 > grad_norm >= previous_norm:
                 break  # converged, stalled at rounding level, or NaN
             previous_norm = grad_norm
-            factor = torch.linalg.cholesky(self._hessian64(penalty, y))
+            factor = cholesky_or_nan(self._hessian64(penalty, y))
             direction = torch.cholesky_solve(grad[:, None], factor)[:, 0]
             step, value = 1.0, float(self._inner64(penalty, y))
             # Armijo backtracking far from y*; near it the full Newton step is taken (the value
@@ -189,7 +197,7 @@ class LogReg(PenaltySelection):
             y = y - step * direction
             moved = float(torch.linalg.vector_norm(step * direction))
         if factor is None or moved > 1e-10 * (1.0 + float(torch.linalg.vector_norm(y))):
-            factor = torch.linalg.cholesky(self._hessian64(penalty, y))  # else: the last one is at y
+            factor = cholesky_or_nan(self._hessian64(penalty, y))  # else: the last one is at y
         grad_f = -(torch.sigmoid(-(self.val64 @ y)) @ self.val64) / len(self.val64)
         v = torch.cholesky_solve(grad_f[:, None], factor)[:, 0]
         self._cache = {"x": x.clone(), "y_star": y, "v_star": v}  # a copy: x may change in place

@@ -191,3 +191,15 @@ def test_cli_run(tmp_path):
     table = pd.read_parquet(files[0])
     assert (table["status"] == "ok").all()
     assert table["objective_h"].iloc[-1] < table["objective_h"].iloc[0]
+
+
+def test_a_singular_hessian_gives_nan_metrics_not_an_exception():
+    """Where y*(x) is not defined (a diverging run's x), the exact solution is NaN, which the
+    runner reads as a diverged run, not an error."""
+    import torch
+
+    from problems.logreg import cholesky_or_nan
+
+    assert torch.isnan(cholesky_or_nan(torch.zeros(3, 3, dtype=torch.float64))).all()
+    spd = torch.eye(3, dtype=torch.float64) * 4.0
+    assert torch.equal(cholesky_or_nan(spd), torch.linalg.cholesky(spd))
