@@ -1,25 +1,33 @@
 """Per-step time and peak memory against problem size: the curves and tables of docs/performance.md.
 
-    python scripts/performance_curves.py [--budget-s 900] [--out docs/performance]
+    LD_PRELOAD=$(ldconfig -p | grep -m1 libtcmalloc_minimal.so | awk '{print $NF}') \
+        nice -n 10 python scripts/performance_curves.py --deq [--budget-s 2400] [--out docs/performance]
 
-Measures, in this order, until the budget is spent (what is left is listed as not measured):
+(under tcmalloc, the allocator the command line runs under, benchopt_bilevel/allocator.py; the
+header of the tables names the allocator that ran). Measures, in this order, until the budget is
+spent (what is left is listed as not measured):
 
 1. the quadratic (problems/quadratic.py, batch 64) for n = n_inner = n_outer in {1k, 4k, 16k, 64k}
    and d = dim_x = dim_y in {10, 100, 1000}, solvers SOLVERS, eager; a size whose float64
-   construction needs more than --build-gib is not built (its reason goes in the table);
-2. logreg on ijcnn1 (the literature's problem), same solvers, eager;
-3. with --deq, the DEQ on synthetic images, tiny and small configurations, DEQ_SOLVERS, eager
-   (slow: left out by default, and the table says so);
+   construction needs more than --build-gib is not built (its reason goes in the table). At
+   d = 1000 no n of the grid fits (23 GiB of float32 data at n = 1k), so BELOW_GRID adds one
+   point there at n = 64 (one block: a stochastic step reads one block whatever n);
+2. logreg on ijcnn1 (the literature's problem) and on synthetic_binary (datasets/, covtype's
+   size: 581,012 x 54, drawn), same solvers, eager;
+3. with --deq, the DEQ on synthetic images, tiny and small configurations at DEQ_PARAMS (16x16
+   images, batch 32: at CIFAR's 32x32 and batch 128 a tiny step takes 11 s and a small one
+   minutes on one thread), deq-implicit with the backward rules DEQ_BACKWARDS, DEQ_SECONDS of
+   steps each, eager; without --deq the table says they were left out;
 4. the fast path (benchopt_bilevel/fast.py: export, AOTInductor build, load) for FAST_CELLS,
    where an export or a build fails the reason goes in the table. A build starts only when the
-   budget left covers the longest build so far (300 s before the first): builds take 2 minutes
-   on an idle 2-core machine and over 10 on a loaded one.
+   budget left covers the longest build so far (300 s before the first).
 
 Eager cells go through the runner (`run_cell`, float32, one thread): per-step time is the clock
 between the first and the last evaluation over the steps in between (evaluations excluded), the
 peak memory is the runner's `peak_memory_bytes` (what the method holds above the problem's data,
-benchopt_bilevel/memory.py). Writes DIR/curves.csv, DIR/*.svg and the tables of
-docs/performance.md between its markers (the rest of the page is left as is).
+benchopt_bilevel/memory.py). Fast cells time the built library's 50-step calls for --seconds after
+a warm-up, the peak memory measured the same way. Writes DIR/curves.csv, DIR/*.svg and the tables
+of docs/performance.md between its markers (the rest of the page is left as is).
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchopt_bilevel import fast, rng  # noqa: E402
+from benchopt_bilevel import allocator, fast, rng  # noqa: E402
 from benchopt_bilevel.cells import Cell, RunConfig  # noqa: E402
 from benchopt_bilevel.fixtures import build_problem  # noqa: E402
 from benchopt_bilevel.memory import PeakMemory  # noqa: E402
@@ -49,12 +57,23 @@ from benchopt_bilevel.registry import get_solver  # noqa: E402
 from benchopt_bilevel.runner import run_cell  # noqa: E402
 
 SOLVERS = ("soba", "saba", "amigo", "stocbio")
-DEQ_SOLVERS = ("deq-implicit", "shine")
+# The DEQ solver with three backward rules (the shine solver skips episodic problems such as the DEQ).
+DEQ_BACKWARDS = ("implicit", "shine", "jfb")
 SIZES_N = (1024, 4096, 16384, 65536)
 SIZES_D = (10, 100, 1000)
-FAST_CELLS = (("soba", 1024, 100), ("saba", 1024, 100))
-DEQ_NOT_MEASURED = ("not in the default budget: one deq-implicit run on the small synthetic "
-                    "configuration (1 s of steps) did not finish in 300 s on the machine of the tables; --deq runs it")
+# At d = 1000 every n of the grid needs >= 23 GiB of float32 data: one point below the grid, at
+# the largest n (a multiple of the batch) whose float64 build fits --build-gib (n = 64: 4.3 GiB, default limit 5).
+BELOW_GRID = ((64, 1000),)
+LOGREG_DATASETS = (("ijcnn1", "ijcnn1"), ("synthetic_binary", "covtype-size synthetic"))
+# DEQ sizes that let both configurations run a few steps in minutes on one thread.
+DEQ_PARAMS = {"dataset": "synthetic", "image_size": 16, "batch_size": 32, "n_train": 64, "n_test": 32}
+DEQ_SECONDS = 15.0  # timed seconds of a DEQ cell: a small step takes seconds, --seconds would time one
+DEQ_NOT_MEASURED = "left out of this run (slow: minutes per cell); --deq runs it"
+# (solver, problem, size label): the sizes are keys of `size_params`.
+FAST_CELLS = (("soba", "quadratic", "n=1024 d=100"), ("amigo", "quadratic", "n=1024 d=100"),
+              ("soba", "quadratic", "n=1024 d=10"), ("amigo", "quadratic", "n=1024 d=10"),
+              ("soba", "logreg", "ijcnn1"), ("saba", "quadratic", "n=1024 d=100"),
+              ("soba", "logreg", "covtype-size synthetic"))
 START, END = "<!-- performance-tables:start -->", "<!-- performance-tables:end -->"
 FIELDS = ("group", "problem", "size", "n", "d", "solver", "path", "ms_per_step", "steps",
           "peak_memory_mb", "data_mb", "status", "note")
@@ -72,9 +91,9 @@ def quadratic_build_bytes(n: int, d: int) -> int:
     return quadratic_data_bytes(n, d, 8) + 3 * n * d * d * 8
 
 
-def eager_row(problem: str, params: dict, solver: str, max_time: float) -> dict:
+def eager_row(problem: str, params: dict, solver: str, max_time: float, solver_params: dict | None = None) -> dict:
     """Per-step time and peak memory of one run of the runner (float32, eager)."""
-    table = run_cell(Cell(problem, solver, params, {}),
+    table = run_cell(Cell(problem, solver, params, solver_params or {}),
                      RunConfig(max_time=max_time, max_steps=100_000, n_evals=3, dtype="float32"))
     last = table.iloc[-1]
     row = {"status": str(last["status"]), "note": str(last["message"])[:120],
@@ -86,9 +105,9 @@ def eager_row(problem: str, params: dict, solver: str, max_time: float) -> dict:
     return row
 
 
-def fast_row(solver_name: str, n: int, d: int, seconds: float, build_dir: str) -> dict:
-    """Per-step time and peak memory of the solver's fast path on the quadratic (float32)."""
-    problem = build_problem("quadratic", torch.float32, n_inner=n, n_outer=n, dim_x=d, dim_y=d)
+def fast_row(solver_name: str, problem_name: str, params: dict, seconds: float, build_dir: str) -> dict:
+    """Per-step time and peak memory of the solver's fast path on the problem (float32)."""
+    problem = build_problem(problem_name, torch.float32, **params)
     solver, oracles = get_solver(solver_name)(), Oracles(problem)
     with torch.no_grad():
         state = solver.init(oracles, problem.x0(), problem.y0(), rng.make_key(0))
@@ -98,7 +117,7 @@ def fast_row(solver_name: str, n: int, d: int, seconds: float, build_dir: str) -
         program = fast.export_steps(solver, oracles, state)
     except Exception as error:  # noqa: BLE001 - the reason goes in the table
         return {"status": "not measured", "note": f"export failed: {type(error).__name__}: {str(error)[:80]}"}
-    path = fast.build_library(program, os.path.join(build_dir, f"{solver_name}-{n}-{d}.pt2"))
+    path = fast.build_library(program, os.path.join(build_dir, f"{solver_name}-{len(os.listdir(build_dir))}.pt2"))
     build_s = time.perf_counter() - began
     chunk = fast.steps_function(fast.load_library(path), solver, list(state))
     state = chunk(state, 10)  # warm-up
@@ -113,27 +132,44 @@ def fast_row(solver_name: str, n: int, d: int, seconds: float, build_dir: str) -
             "peak_memory_mb": memory.peak() / 2**20, "note": f"build {build_s:.0f} s"}
 
 
+def quadratic_cell(n: int, d: int, build_gib: float) -> dict:
+    """The quadratic at n samples (inner = outer) and dimension d, with the reason it is not built."""
+    need = quadratic_build_bytes(n, d) / 2**30
+    skip = f"not built: {need:.0f} GiB to build (limit {build_gib:g})" if need > build_gib else ""
+    return {"group": "quadratic", "problem": "quadratic", "size": f"n={n} d={d}", "n": n, "d": d,
+            "data_mb": quadratic_data_bytes(n, d) / 2**20, "skip": skip,
+            "params": {"n_inner": n, "n_outer": n, "dim_x": d, "dim_y": d}}
+
+
+def logreg_cell(dataset: str, label: str) -> dict:
+    """logreg on a binary dataset; n and d are its training file's rows and features, data MiB
+    their float32 size (what the blocks hold, up to the rows dropped to whole blocks)."""
+    from problems._logistic import _load  # noqa: PLC0415 - the problem's own cached loader
+
+    X = _load(dataset).X_train.reshape(len(_load(dataset).X_train), -1)
+    return {"group": "logreg", "problem": "logreg", "size": label, "n": X.shape[0], "d": X.shape[1],
+            "data_mb": X.shape[0] * X.shape[1] * 4 / 2**20, "skip": "", "params": {"dataset": dataset}}
+
+
+def size_cells(build_gib: float) -> dict[str, dict]:
+    """Every problem size of the page by its label (quadratic grid, the point below it, logreg)."""
+    cells = [quadratic_cell(n, d, build_gib) for d in SIZES_D for n in SIZES_N]
+    cells += [quadratic_cell(n, d, build_gib) for n, d in BELOW_GRID]
+    cells += [logreg_cell(dataset, label) for dataset, label in LOGREG_DATASETS]
+    return {c["size"]: c for c in cells}
+
+
 def plan(build_gib: float, with_deq: bool) -> list[dict]:
-    cells = []
-    for d in SIZES_D:
-        for n in SIZES_N:
-            base = {"group": "quadratic", "problem": "quadratic", "size": f"n={n} d={d}", "n": n, "d": d,
-                    "data_mb": quadratic_data_bytes(n, d) / 2**20,
-                    "params": {"n_inner": n, "n_outer": n, "dim_x": d, "dim_y": d}}
-            need = quadratic_build_bytes(n, d) / 2**30
-            skip = f"not built: {need:.0f} GiB to build (limit {build_gib:g})" if need > build_gib else ""
-            cells += [{**base, "solver": s, "path": "eager", "skip": skip} for s in SOLVERS]
-    cells += [{"group": "logreg", "problem": "logreg", "size": "ijcnn1", "solver": s, "path": "eager",
-               "params": {"dataset": "ijcnn1"}, "skip": ""} for s in SOLVERS]
-    cells += [{"group": "logreg", "problem": "logreg", "size": "covtype-size synthetic", "solver": s,
-               "path": "eager", "params": {}, "skip": "not measured: the dataset layer has no synthetic "
-               "binary data set and covtype is a download (not on this machine)"} for s in SOLVERS[:1]]
-    cells += [{"group": "deq", "problem": "deq", "size": config, "solver": s, "path": "eager",
-               "params": {"dataset": "synthetic", "config": config, "n_train": 1024, "n_test": 128},
-               "skip": "" if with_deq else DEQ_NOT_MEASURED} for config in ("tiny", "small") for s in DEQ_SOLVERS]
-    cells += [{"group": "quadratic", "problem": "quadratic", "size": f"n={n} d={d}", "n": n, "d": d,
-               "data_mb": quadratic_data_bytes(n, d) / 2**20, "solver": s, "path": "fast", "skip": "",
-               "params": {}} for s, n, d in FAST_CELLS]
+    sizes = size_cells(build_gib)
+    order = sorted((c for c in sizes.values() if c["group"] == "quadratic"), key=lambda c: (c["d"], c["n"]))
+    order += [c for c in sizes.values() if c["group"] == "logreg"]
+    cells = [{**c, "solver": s, "path": "eager"} for c in order for s in SOLVERS]
+    cells += [{"group": "deq", "problem": "deq", "size": config, "solver": f"deq-implicit ({backward})",
+               "solver_name": "deq-implicit", "solver_params": {"backward": backward}, "path": "eager",
+               "params": {**DEQ_PARAMS, "config": config}, "skip": "" if with_deq else DEQ_NOT_MEASURED}
+              for config in ("tiny", "small") for backward in DEQ_BACKWARDS]
+    cells += [{**sizes[size], "solver": s, "path": "fast"} for s, problem, size in FAST_CELLS
+              if sizes[size]["problem"] == problem]
     return cells
 
 
@@ -145,15 +181,17 @@ def measure(cells: list[dict], budget_s: float, seconds: float) -> list[dict]:
             left = budget_s - (time.perf_counter() - began)
             if cell["skip"]:
                 row.update(status="not measured", note=cell["skip"])
-            elif left < (longest_build if cell["path"] == "fast" else 20):
+            elif left < (longest_build if cell["path"] == "fast" else 120 if cell["group"] == "deq" else 20):
                 row.update(status="not measured", note="out of the script's time budget")
             else:
                 try:
                     if cell["path"] == "fast":
-                        row.update(fast_row(cell["solver"], cell["n"], cell["d"], seconds, build_dir))
+                        row.update(fast_row(cell["solver"], cell["problem"], cell["params"], seconds, build_dir))
                         longest_build = max(longest_build, row.get("build_s", 0.0))
                     else:
-                        row.update(eager_row(cell["problem"], cell["params"], cell["solver"], seconds))
+                        row.update(eager_row(cell["problem"], cell["params"], cell.get("solver_name", cell["solver"]),
+                                             max(seconds, DEQ_SECONDS) if cell["group"] == "deq" else seconds,
+                                             cell.get("solver_params")))
                 except Exception as error:  # noqa: BLE001 - the reason goes in the table
                     row.update(status="error", note=f"{type(error).__name__}: {str(error)[:100]}")
                     traceback.print_exc()
@@ -189,13 +227,14 @@ def plot(rows: list[dict], out: Path) -> list[str]:
             drawn = False
             for solver in SOLVERS:
                 points = sorted((r["n"], r[metric]) for r in _ok(rows, problem="quadratic", d=d,
-                                                                 solver=solver, path="eager"))
+                                                                 solver=solver, path="eager") if r["n"] in SIZES_N)
                 if points:
                     ax.plot(*zip(*points), marker="o", label=f"{solver} (method's peak)" if name == "memory"
                             else solver)
                     drawn = True
             if name == "memory":
-                data = sorted({(r["n"], r["data_mb"]) for r in _ok(rows, problem="quadratic", d=d)})
+                data = sorted({(r["n"], r["data_mb"]) for r in _ok(rows, problem="quadratic", d=d)
+                               if r["n"] in SIZES_N})
                 if data:
                     ax.plot(*zip(*data), "k--", label="data size")
             if not drawn:
@@ -213,6 +252,41 @@ def plot(rows: list[dict], out: Path) -> list[str]:
             plt.close(fig)
             written.append(file)
     return written
+
+
+def plot_against_d(rows: list[dict], out: Path) -> list[str]:
+    """Time and peak memory per step against d at n = 1024 (d = 1000: the n of BELOW_GRID)."""
+    import matplotlib  # noqa: PLC0415 - only the plotting needs it
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    sizes = {(1024, d) for d in SIZES_D} | set(BELOW_GRID)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    drawn = False
+    for solver in SOLVERS:
+        points = sorted((r["d"], r["ms_per_step"], r["peak_memory_mb"]) for r in _ok(
+            rows, problem="quadratic", solver=solver, path="eager") if (r["n"], r["d"]) in sizes)
+        if points:
+            d, ms, mb = zip(*points)
+            axes[0].plot(d, ms, marker="o", label=solver)
+            axes[1].plot(d, mb, marker="o", label=f"{solver} (method's peak)")
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return []
+    data = sorted({(r["d"], r["data_mb"]) for r in _ok(rows, problem="quadratic") if (r["n"], r["d"]) in sizes})
+    axes[1].plot(*zip(*data), "k--", label="data size")
+    for ax, label in zip(axes, ("ms per step (eager)", "MiB"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("d (dim_x = dim_y)")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    axes[0].set_title(f"quadratic, n = 1024 (d = 1000: n = {BELOW_GRID[0][0]}), batch 64", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "quadratic_against_d.svg")
+    plt.close(fig)
+    return ["quadratic_against_d.svg"]
 
 
 def _cell(value, digits: int = 3) -> str:
@@ -233,8 +307,26 @@ def tables(rows: list[dict], figures: list[str], header: str) -> str:
             lines.append(f"| {r['size']} | {r['solver']} | {r['path']} | {_cell(r.get('ms_per_step'))} | "
                          f"{_cell(r.get('peak_memory_mb'))} | {_cell(r.get('data_mb'))} | {status} |")
         lines.append("")
+    lines += fast_against_eager(rows)
     lines += [f"![{f}](performance/{f})" for f in figures]
     return "\n".join(lines)
+
+
+def fast_against_eager(rows: list[dict]) -> list[str]:
+    """Each fast cell next to the eager row of the same problem, size and solver."""
+    if not any(r["path"] == "fast" for r in rows):
+        return []
+    lines = ["### Fast path against eager (same problem, size and solver; measured minutes apart)", "",
+             "| problem | size | solver | eager ms/step | fast ms/step | eager / fast | fast: build |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in (r for r in rows if r["path"] == "fast"):
+        eager = _ok(rows, problem=r["problem"], size=r["size"], solver=r["solver"], path="eager")
+        eager_ms = eager[0]["ms_per_step"] if eager else ""
+        ratio = eager_ms / r["ms_per_step"] if eager and r.get("ms_per_step", "") != "" else ""
+        note = r["note"] if r["status"] == "ok" else f"{r['status']}: {r['note']}"
+        lines.append(f"| {r['problem']} | {r['size']} | {r['solver']} | {_cell(eager_ms)} | "
+                     f"{_cell(r.get('ms_per_step'))} | {_cell(ratio, 2)} | {note} |")
+    return lines + [""]
 
 
 def machine() -> str:
@@ -262,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-s", type=float, default=900.0)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell")
     parser.add_argument("--deq", action="store_true", help="measure the DEQ cells too (slow)")
-    parser.add_argument("--build-gib", type=float, default=4.0, help="largest quadratic to build (float64)")
+    parser.add_argument("--build-gib", type=float, default=5.0, help="largest quadratic to build (GiB, float64)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -271,9 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = measure(plan(args.build_gib, args.deq), args.budget_s, args.seconds)
     write_csv(rows, out / "curves.csv")
-    figures = plot(rows, out)
+    figures = plot(rows, out) + plot_against_d(rows, out)
     header = (f"Measured {started} by `python scripts/performance_curves.py --budget-s {args.budget_s:g} "
-              f"--seconds {args.seconds:g}{' --deq' if args.deq else ''}` on {machine()}, one torch thread, load average "
+              f"--seconds {args.seconds:g} --build-gib {args.build_gib:g}{' --deq' if args.deq else ''}` "
+              f"under the {allocator.active()} allocator on {machine()}, one torch thread, load average "
               f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (a shared machine: "
               f"absolute times are noisy, compare within a table). Raw rows: `performance/curves.csv`.")
     update_doc(Path(args.doc), tables(rows, figures, header))
