@@ -13,7 +13,8 @@ spent (what is left is listed as not measured):
    d = 1000 no n of the grid fits (23 GiB of float32 data at n = 1k), so BELOW_GRID adds one
    point there at n = 64 (one block: a stochastic step reads one block whatever n);
 2. logreg on ijcnn1 (the literature's problem) and on synthetic_binary (datasets/, covtype's
-   size: 581,012 x 54, drawn), same solvers, eager;
+   size: 581,012 x 54, drawn), whole and cut to ijcnn1's 49,990 training rows (n grows at one d),
+   same solvers, eager;
 3. with --deq, the DEQ on synthetic images, tiny and small configurations at DEQ_PARAMS (16x16
    images, batch 32: at CIFAR's 32x32 and batch 128 a tiny step takes 11 s and a small one
    minutes on one thread), deq-implicit with the backward rules DEQ_BACKWARDS, DEQ_SECONDS of
@@ -64,16 +65,19 @@ SIZES_D = (10, 100, 1000)
 # At d = 1000 every n of the grid needs >= 23 GiB of float32 data: one point below the grid, at
 # the largest n (a multiple of the batch) whose float64 build fits --build-gib (n = 64: 4.3 GiB, default limit 5).
 BELOW_GRID = ((64, 1000),)
-LOGREG_DATASETS = (("ijcnn1", "ijcnn1"), ("synthetic_binary", "covtype-size synthetic"))
+# (dataset, label, n_train_max): the synthetic set also cut to ijcnn1's 49,990 training rows, so
+# that a solver's growth in n shows at one d.
+LOGREG_DATASETS = (("ijcnn1", "ijcnn1", 0), ("synthetic_binary", "synthetic, 49,990 rows", 49_990),
+                   ("synthetic_binary", "covtype-size synthetic", 0))
 # DEQ sizes that let both configurations run a few steps in minutes on one thread.
 DEQ_PARAMS = {"dataset": "synthetic", "image_size": 16, "batch_size": 32, "n_train": 64, "n_test": 32}
 DEQ_SECONDS = 15.0  # timed seconds of a DEQ cell: a small step takes seconds, --seconds would time one
 DEQ_NOT_MEASURED = "left out of this run (slow: minutes per cell); --deq runs it"
-# (solver, problem, size label): the sizes are keys of `size_params`.
+# (solver, problem, size label): the labels are those of `size_cells`.
 FAST_CELLS = (("soba", "quadratic", "n=1024 d=100"), ("amigo", "quadratic", "n=1024 d=100"),
               ("soba", "quadratic", "n=1024 d=10"), ("amigo", "quadratic", "n=1024 d=10"),
               ("soba", "logreg", "ijcnn1"), ("saba", "quadratic", "n=1024 d=100"),
-              ("soba", "logreg", "covtype-size synthetic"))
+              ("soba", "logreg", "covtype-size synthetic"), ("saba", "logreg", "covtype-size synthetic"))
 START, END = "<!-- performance-tables:start -->", "<!-- performance-tables:end -->"
 FIELDS = ("group", "problem", "size", "n", "d", "solver", "path", "ms_per_step", "steps",
           "peak_memory_mb", "data_mb", "status", "note")
@@ -141,21 +145,23 @@ def quadratic_cell(n: int, d: int, build_gib: float) -> dict:
             "params": {"n_inner": n, "n_outer": n, "dim_x": d, "dim_y": d}}
 
 
-def logreg_cell(dataset: str, label: str) -> dict:
-    """logreg on a binary dataset; n and d are its training file's rows and features, data MiB
-    their float32 size (what the blocks hold, up to the rows dropped to whole blocks)."""
+def logreg_cell(dataset: str, label: str, n_train_max: int = 0) -> dict:
+    """logreg on a binary dataset; n and d are the training rows kept (the training file's, or
+    n_train_max) and the features, data MiB their float32 size (what the train and validation
+    blocks hold, up to the rows dropped to whole blocks)."""
     from problems._logistic import _load  # noqa: PLC0415 - the problem's own cached loader
 
-    X = _load(dataset).X_train.reshape(len(_load(dataset).X_train), -1)
-    return {"group": "logreg", "problem": "logreg", "size": label, "n": X.shape[0], "d": X.shape[1],
-            "data_mb": X.shape[0] * X.shape[1] * 4 / 2**20, "skip": "", "params": {"dataset": dataset}}
+    X = _load(dataset).X_train
+    n, d = min(len(X), n_train_max or len(X)), X.reshape(len(X), -1).shape[1]
+    return {"group": "logreg", "problem": "logreg", "size": label, "n": n, "d": d, "data_mb": n * d * 4 / 2**20,
+            "skip": "", "params": {"dataset": dataset, **({"n_train_max": n_train_max} if n_train_max else {})}}
 
 
 def size_cells(build_gib: float) -> dict[str, dict]:
     """Every problem size of the page by its label (quadratic grid, the point below it, logreg)."""
     cells = [quadratic_cell(n, d, build_gib) for d in SIZES_D for n in SIZES_N]
     cells += [quadratic_cell(n, d, build_gib) for n, d in BELOW_GRID]
-    cells += [logreg_cell(dataset, label) for dataset, label in LOGREG_DATASETS]
+    cells += [logreg_cell(*spec) for spec in LOGREG_DATASETS]
     return {c["size"]: c for c in cells}
 
 
