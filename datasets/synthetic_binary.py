@@ -49,7 +49,8 @@ def _one_hot(rng: np.random.Generator, rows: int, categories: int) -> np.ndarray
     return out
 
 
-def draw(rows: int = ROWS, seed: int = DATA_SEED, flip_fraction: float = FLIP_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+def draw(rows: int = ROWS, seed: int = DATA_SEED,
+         flip_fraction: float = FLIP_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """X float32 (rows, 54) and y int64 in {0, 1}, as described in the module's docstring."""
     rng = np.random.Generator(np.random.PCG64(seed))
     X = np.concatenate([rng.standard_normal((rows, N_NUMERIC), dtype=np.float32),
