@@ -4,7 +4,8 @@
         nice -n 10 python scripts/performance_curves.py --deq [--budget-s 2400] [--out docs/performance]
 
 (under tcmalloc, the allocator the command line runs under, benchopt_bilevel/allocator.py; the
-header of the tables names the allocator that ran). Measures, in this order, until the budget is
+header of the tables names the allocator that ran). `--replot` only redraws the figures from
+DIR/curves.csv. Measures, in this order, until the budget is
 spent (what is left is listed as not measured):
 
 1. the quadratic (problems/quadratic.py, batch 64) for n = n_inner = n_outer in {1k, 4k, 16k, 64k}
@@ -16,9 +17,10 @@ spent (what is left is listed as not measured):
    size: 581,012 x 54, drawn), whole and cut to ijcnn1's 49,990 training rows (n grows at one d),
    same solvers, eager;
 3. with --deq, the DEQ on synthetic images, tiny and small configurations at DEQ_PARAMS (16x16
-   images, batch 32: at CIFAR's 32x32 and batch 128 a tiny step takes 11 s and a small one
-   minutes on one thread), deq-implicit with the backward rules DEQ_BACKWARDS, DEQ_SECONDS of
-   steps each, eager; without --deq the table says they were left out;
+   images, batch 32, so that both run several steps in minutes; at CIFAR's 32x32 and batch 128
+   one small run did not finish in 300 s on one thread), deq-implicit with the backward rules
+   DEQ_BACKWARDS, DEQ_SECONDS of steps each, eager; without --deq the table says they were left
+   out;
 4. the fast path (benchopt_bilevel/fast.py: export, AOTInductor build, load) for FAST_CELLS,
    where an export or a build fails the reason goes in the table. A build starts only when the
    budget left covers the longest build so far (300 s before the first).
@@ -215,6 +217,18 @@ def measure(cells: list[dict], budget_s: float, seconds: float) -> list[dict]:
     return rows
 
 
+def read_csv(path: Path) -> list[dict]:
+    """The rows of write_csv, numbers as numbers (empty cells stay "")."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in ("n", "d", "steps"):
+            row[key] = int(row[key]) if row[key] else ""
+        for key in ("ms_per_step", "peak_memory_mb", "data_mb"):
+            row[key] = float(row[key]) if row[key] else ""
+    return rows
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
@@ -240,7 +254,8 @@ def plot(rows: list[dict], out: Path) -> list[str]:
             drawn = False
             for solver in SOLVERS:
                 points = sorted((r["n"], r[metric]) for r in _ok(rows, problem="quadratic", d=d,
-                                                                 solver=solver, path="eager") if r["n"] in SIZES_N)
+                                                                 solver=solver, path="eager")
+                                if r["n"] in SIZES_N and r[metric] > 0)  # a log scale: 0 (under a page) is left out
                 if points:
                     ax.plot(*zip(*points), marker="o", label=f"{solver} (method's peak)" if name == "memory"
                             else solver)
@@ -280,9 +295,11 @@ def plot_against_d(rows: list[dict], out: Path) -> list[str]:
         points = sorted((r["d"], r["ms_per_step"], r["peak_memory_mb"]) for r in _ok(
             rows, problem="quadratic", solver=solver, path="eager") if (r["n"], r["d"]) in sizes)
         if points:
-            d, ms, mb = zip(*points)
+            d, ms, _ = zip(*points)
             axes[0].plot(d, ms, marker="o", label=solver)
-            axes[1].plot(d, mb, marker="o", label=f"{solver} (method's peak)")
+            memory = [(d, mb) for d, _, mb in points if mb > 0]  # a log scale: 0 (under a page) is left out
+            if memory:
+                axes[1].plot(*zip(*memory), marker="o", label=f"{solver} (method's peak)")
             drawn = True
     if not drawn:
         plt.close(fig)
@@ -378,11 +395,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-s", type=float, default=900.0)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell")
     parser.add_argument("--deq", action="store_true", help="measure the DEQ cells too (slow)")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figures from DIR/curves.csv")
     parser.add_argument("--build-gib", type=float, default=5.0, help="largest quadratic to build (GiB, float64)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        rows = read_csv(out / "curves.csv")
+        print("\n".join(plot(rows, out) + plot_against_d(rows, out)))
+        return
     load_before = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     source = source_state()
