@@ -27,7 +27,7 @@ README_SHA256 = {
     "one_shot_all_runs.zip": "437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325",
 }
 EXPECTED = {"adult", "breast_cancer", "cifar10", "cifar10_jpeg", "covtype", "digits", "fashion_mnist",
-            "ijcnn1", "miniimagenet", "mnist", "mnist_5k", "omniglot"}
+            "ijcnn1", "miniimagenet", "mnist", "mnist_5k", "omniglot", "synthetic_binary"}
 
 
 def test_registry_lists_every_dataset_with_its_declaration():
