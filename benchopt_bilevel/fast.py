@@ -14,9 +14,12 @@ steps, a few µs per call). Two choices make one build serve a whole benchmark:
 - the solver's float and int hyperparameters (step sizes, ratios, schedule constants, inner-loop
   counts: `tensor_fields`) enter as one float64 tensor, not as constants: every seed and every
   tuning trial of a solver on a problem reuses the same library. A count reaches the step as a
-  0-dim int64 tensor, which `linalg.repeat` loops over. String and bool parameters (choices),
-  and the fields a solver lists in `static_params` (a count that sets a buffer's shape), shape
-  the graph and stay constants.
+  0-dim int64 tensor, which `linalg.repeat` loops over. A string parameter the solver lists in
+  `input_choices` (AmIGO's linear solver, F2SA's inner optimizer) enters as the index of its
+  value among the search space's options, and the step branches on it with `linalg.switch`
+  (torch's `cond`: the graph holds every option). Other string and bool parameters, and the
+  fields a solver lists in `static_params` (a count that sets a buffer's shape), shape the graph
+  and stay constants.
 
 The problem's data are constants of the library (the build is keyed by the problem's
 parameters). Builds are cached on disk (`build_cache.py`).
@@ -30,8 +33,8 @@ from typing import Any, Callable
 
 import torch
 
-from .fast_options import INDUCTOR_OPTIONS
-from .linalg import unaliased
+from .fast_options import INDUCTOR_OPTIONS, without_outer_loop_fusion
+from .linalg import Selected, unaliased
 from .oracles import Oracles
 from .solver import Solver, State
 
@@ -53,17 +56,27 @@ def _optional_set(solver: Solver, field: dataclasses.Field) -> bool:
     return _declared_type(field) in OPTIONAL_FLOAT and getattr(solver.params, field.name) is not None
 
 
+def choice_options(solver: Solver, name: str) -> tuple[str, ...]:
+    """The options of an input choice: the values of its `Choice` in the solver's search space."""
+    dimension = solver.search_space.get(name)
+    values = getattr(dimension, "values", None)
+    if not values or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{solver.name}: input choice {name!r} needs a Choice of strings in search_space")
+    return tuple(values)
+
+
 def tensor_fields(solver: Solver) -> tuple[str, ...]:
     """The solver's hyperparameters that enter a fast build as tensors: its fields declared float
-    or int (a bool is a choice), and those declared `float | None` that hold a float, less the
-    ones it declares static (`Solver.static_params`).
+    or int (a bool is a choice), those declared `float | None` that hold a float, and the string
+    fields it lists in `input_choices`, less the ones it declares static (`Solver.static_params`).
 
     By the declared type, not the value's: the layout of the hyperparameter vector then depends
     on the solver alone (and on which optional fields are None, part of `static_identity`), so a
     library cached for `step_inner=1` (an int value) cannot be reused with that entry read as a
     count for `step_inner=0.5`."""
     return tuple(f.name for f in dataclasses.fields(solver.params)
-                 if (_declared_type(f) in ("float", "int") or _optional_set(solver, f))
+                 if (_declared_type(f) in ("float", "int") or _optional_set(solver, f)
+                     or f.name in solver.input_choices)
                  and f.name not in solver.static_params)
 
 
@@ -86,7 +99,8 @@ def static_identity(solver: Solver) -> dict[str, Any]:
 
 
 def hyperparameter_tensor(solver: Solver) -> torch.Tensor:
-    """The values of `tensor_fields`, in that order, as one float64 vector on the CPU.
+    """The values of `tensor_fields`, in that order, as one float64 vector on the CPU (an input
+    choice as the index of its value among `choice_options`).
 
     Counts share the floats' vector rather than a second int64 input: the library's signature
     stays (n, hyperparameters, *state) for every solver, and float64 holds every int below 2**53
@@ -96,13 +110,21 @@ def hyperparameter_tensor(solver: Solver) -> torch.Tensor:
         if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2 ** 53:
             raise ValueError(f"{name} = {value!r}: an int field needs an int below 2**53 "
                              "(exact in float64)")
-    return torch.tensor([getattr(solver.params, name) for name in tensor_fields(solver)],
-                        dtype=HYPERPARAMETER_DTYPE)
+    values = []
+    for name in tensor_fields(solver):
+        value = getattr(solver.params, name)
+        if name in solver.input_choices:
+            options = choice_options(solver, name)
+            if value not in options:
+                raise ValueError(f"{name} = {value!r}: not one of {options}")
+            value = options.index(value)
+        values.append(value)
+    return torch.tensor(values, dtype=HYPERPARAMETER_DTYPE)
 
 
 def with_tensor_hyperparameters(solver: Solver, values: torch.Tensor) -> Solver:
     """A new instance of the solver whose `tensor_fields` hold the 0-dim tensors values[i]
-    (float64, or int64 for the int fields).
+    (float64, or int64 for the int fields; an input choice holds a `linalg.Selected`).
 
     Params validation (`__post_init__`) ran on the floats and is not run again: comparisons of
     traced tensors cannot be branched on. The solver's `__init__` runs on the tensors, so
@@ -112,6 +134,8 @@ def with_tensor_hyperparameters(solver: Solver, values: torch.Tensor) -> Solver:
     for i, name in enumerate(tensor_fields(solver)):
         # A copy each: while_loop rejects closed-over inputs that alias (views of one vector).
         value = values[i].to(torch.int64) if name in integers else values[i].clone()
+        if name in solver.input_choices:
+            value = Selected(values[i].to(torch.int64), choice_options(solver, name))
         object.__setattr__(params, name, value)  # frozen dataclasses too
     return type(solver)(params)
 
@@ -127,10 +151,13 @@ class _Steps(torch.nn.Module):
                 *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
 
-        solver = with_tensor_hyperparameters(self.solver, hyperparameters)
         keys = self.keys
 
         def body(i: torch.Tensor, *carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # Unpacked inside the loop: the loop then closes over one vector, not one tensor per
+            # hyperparameter, and the compiled loop re-wraps each closed-over tensor (a tensor
+            # handle) for its condition and its body at every iteration.
+            solver = with_tensor_hyperparameters(self.solver, hyperparameters)
             state = solver.step(self.oracles, dict(zip(keys, carry)))
             if sorted(state) != sorted(keys):
                 raise TypeError("a step must return a state with the keys of its input state")
@@ -159,7 +186,7 @@ Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 def build_library(program: torch.export.ExportedProgram, package_path: str) -> str:
     """Compile `program` with AOTInductor into the package file `package_path`."""
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), without_outer_loop_fusion():
         warnings.simplefilter("ignore", FutureWarning)
         return torch._inductor.aoti_compile_and_package(program, package_path=package_path,
                                                         inductor_configs=dict(INDUCTOR_OPTIONS))

@@ -115,6 +115,51 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
     return tuple(torch.where(count > 0, out, c) for out, c in zip(looped, carry))
 
 
+class Selected:
+    """A choice made when the step runs, not when it is built: the index (a 0-dim int64 tensor)
+    of the chosen one of `options`. What a string parameter listed in a solver's
+    `input_choices` holds inside a fast build (fast.py), so that one build serves every value a
+    tuning search draws. Read it only through `switch`: comparing it with a string raises, so
+    that no step can silently branch on it in Python."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, index: Tensor, options: tuple[str, ...]) -> None:
+        self.index, self.options = index, tuple(options)
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError(f"a choice among {self.options} made at run time cannot be compared in "
+                        "Python: branch on it with linalg.switch")
+
+    def __repr__(self) -> str:
+        return f"Selected(one of {self.options})"
+
+
+def switch(choice: str | Selected, branches: dict[str, Callable[..., Carry]], *operands: Tensor) -> Carry:
+    """`branches[choice](*operands)`: every branch takes the operands and returns tensors of the
+    same shapes and dtypes.
+
+    Eager, or with a string (a choice fixed at build time), only the chosen branch runs. With a
+    `Selected` choice it is torch's `cond` over the index, nested once per option, so the graph
+    holds every branch and runs one; outputs that are inputs as is are copied (cond rejects
+    aliases)."""
+    if isinstance(choice, str):
+        return tuple(branches[choice](*operands))
+    missing = [o for o in choice.options if o not in branches]
+    if missing:
+        raise ValueError(f"switch has no branch for {missing}")
+
+    def fresh(name: str) -> Callable[..., Carry]:
+        return lambda *inputs: unaliased(tuple(branches[name](*inputs)), inputs)
+
+    def pick(j: int) -> Callable[..., Carry]:
+        if j == len(choice.options) - 1:
+            return fresh(choice.options[j])
+        return lambda *inputs: tuple(torch.cond(choice.index == j, fresh(choice.options[j]), pick(j + 1), inputs))
+
+    return pick(0)(*operands)
+
+
 # -- conjugate gradient -------------------------------------------------------------------------
 def conjugate_gradient(
     matvec: Matvec, b: Tensor, *, v0: Tensor | None = None, maxiter: int = 10, tol: float = 0.0,

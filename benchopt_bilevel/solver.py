@@ -99,6 +99,11 @@ class Solver:
     # them, so they are not part of a fast build's identity (`fast.static_identity`). A run's
     # first steps are still checked against eager before its library is used (`chunks.py`).
     init_params: ClassVar[tuple[str, ...]] = ()
+    # String parameters (a `Choice` of the search space) that enter a fast build as the index of
+    # their value, so that a search drawing several values still builds once; the step must
+    # branch on them with `linalg.switch` (the build holds every option; comparing the build's
+    # value with a string raises). Other string parameters shape the build.
+    input_choices: ClassVar[tuple[str, ...]] = ()
     # True for methods that restart y per batch and take f and g on the same batch.
     handles_episodes: ClassVar[bool] = False
     # Where the method departs from its paper (or from the reference benchmark) and why, one

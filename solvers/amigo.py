@@ -26,7 +26,7 @@ import torch
 
 from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.hypergradient import hessian_matvec, implicit_hypergradient
-from benchopt_bilevel.linalg import conjugate_gradient, repeat
+from benchopt_bilevel.linalg import conjugate_gradient, repeat, switch
 from benchopt_bilevel.params import paper, reference
 from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
 
@@ -58,6 +58,7 @@ class AmIGO(Solver):
     Params = AmIGOParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(0.1, 100.0),
                     "n_inner_steps": IntRange(1, 20), "linear_solver": Choice(("sgd", "cg"))}
+    input_choices = ("linear_solver",)  # one fast build runs both (a search draws both)
     reference_name = "AmIGO"
     reference_params = {"step_size": "step_inner", "outer_ratio": "outer_ratio", "n_inner_steps": "n_inner_steps"}
     deviations = (
@@ -88,17 +89,21 @@ class AmIGO(Solver):
         key, k_outer, k_cross = rng.split(key, 3)
         outer_batch = oracles.sample_outer(k_outer)
         grad_x_f, grad_y_f = oracles.grad_outer(x, y, outer_batch)
-        if p.linear_solver == "cg":
+
+        def linear_cg(v, key):
             key, k_cg = rng.split(key)
             batch = oracles.sample_inner(k_cg)
-            v = conjugate_gradient(hessian_matvec(oracles, x, y, batch), grad_y_f, v0=v, maxiter=p.n_linear_steps)
-        else:
+            return conjugate_gradient(hessian_matvec(oracles, x, y, batch), grad_y_f, v0=v, maxiter=p.n_linear_steps), key
+
+        def linear_sgd(v, key):
             def linear_sgd_step(carry):
                 v, key = carry
                 key, k_hvp = rng.split(key)
                 return v - p.step_inner * (oracles.hvp_inner(x, y, v, oracles.sample_inner(k_hvp)) - grad_y_f), key
 
-            v, key = repeat(p.n_linear_steps, linear_sgd_step, (v, key))
+            return repeat(p.n_linear_steps, linear_sgd_step, (v, key))
+
+        v, key = switch(p.linear_solver, {"cg": linear_cg, "sgd": linear_sgd}, v, key)
         hypergradient = implicit_hypergradient(oracles, x, y, v, oracles.sample_inner(k_cross), grad_x_f)
         return {"x": x - p.step_inner / p.outer_ratio * hypergradient, "y": y, "v": v, "y_start": state["y_start"],
                 "key": key, "hypergradient": hypergradient}

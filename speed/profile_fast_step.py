@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import re
 import shutil
 import sys
@@ -68,6 +69,7 @@ import time
 import zipfile
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -182,6 +184,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dump", default=None, help="a folder to write the generated C++ into")
     parser.add_argument("--ops", action="store_true", help="list the loop body's ops by name")
+    parser.add_argument("--outer-loop-fusion", action="store_true",
+                        help="build with Inductor's outer-loop fusion (fast builds turn it off)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="an Inductor option added to fast_options.INDUCTOR_OPTIONS (a Python literal)")
     parser.add_argument("--save", default=None, help="a path to keep the built package at")
@@ -217,7 +221,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        package = fast.build_library(program, f"{folder}/steps.pt2")
+        if args.outer_loop_fusion:  # the build without fast_options.without_outer_loop_fusion
+            with mock.patch.object(fast, "without_outer_loop_fusion", contextlib.nullcontext):
+                package = fast.build_library(program, f"{folder}/steps.pt2")
+        else:
+            package = fast.build_library(program, f"{folder}/steps.pt2")
         build_s = time.perf_counter() - start
         runner = fast.load_library(package)
         for what, count in generated_code_summary(package, args.dump).items():
