@@ -355,10 +355,22 @@ def tridiagonal(basis: Basis) -> Tensor:
     return torch.diag(alpha) + torch.diag(off, 1) + torch.diag(off, -1)
 
 
+def small_solve(A: Tensor, b: Tensor) -> Tensor:
+    """A⁻¹ b for a small dense system (a projected T or G), NaN where A is singular.
+
+    `torch.linalg.solve` checks for singularity with a side-effecting op, which a compiled loop
+    body cannot hold: AOTInductor fails to build a step that calls it (torch 2.13, "Expected
+    positional argument for parameter argN_1"; also inv, cholesky and lu_factor), and every
+    step runs in the fast path's loop. `solve_ex` returns the status instead; a singular system
+    gives NaN, which the runner reports as diverged, eager and fast alike (no exception)."""
+    solution, info = torch.linalg.solve_ex(A, b)
+    return torch.where(info == 0, solution, torch.full_like(solution, float("nan")))
+
+
 def lanczos_coefficients(basis: Basis, r: Tensor) -> Tensor:
     """s = T⁻¹ Q r: the correction Qᵀs minimizes ½wᵀAw − rᵀw over the span of the basis."""
     rhs = torch.where(basis["valid"], basis["Q"] @ r.reshape(-1), torch.zeros_like(basis["alpha"]))
-    return torch.linalg.solve(tridiagonal(basis), rhs)
+    return small_solve(tridiagonal(basis), rhs)
 
 
 def _extended(matvec: Matvec, basis: Basis, count: int, shape: torch.Size) -> Basis:
@@ -388,7 +400,7 @@ def lanczos(
     # Right-hand side Q r0 = ‖r0‖ e₁: exact in exact arithmetic, and unlike the explicit product it
     # keeps the CG equivalence once round-off has cost the basis its orthogonality (float32).
     e1 = (torch.arange(maxiter, device=b.device) == 0).to(b.dtype)
-    s = torch.linalg.solve(tridiagonal(basis), torch.linalg.vector_norm(r) * e1)
+    s = small_solve(tridiagonal(basis), torch.linalg.vector_norm(r) * e1)
     return v + (basis["Q"].T @ s).reshape(b.shape)
 
 
@@ -425,7 +437,7 @@ def galerkin_coefficients(W: Tensor, AW: Tensor, r: Tensor) -> Tensor:
     both = used[:, None] & used[None, :]
     G = torch.where(both, G, torch.eye(W.shape[0], dtype=W.dtype, device=W.device))
     rhs = torch.where(used, W @ r.reshape(-1), torch.zeros_like(G[0]))
-    return torch.linalg.solve(G, rhs)
+    return small_solve(G, rhs)
 
 
 def subspace(

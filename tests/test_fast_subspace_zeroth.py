@@ -103,3 +103,17 @@ def test_own_loops_are_one_body_in_the_graph(name, count, small, large):
     base = {"imaml": {"n_inner_steps": 1, "n_cg_steps": 1}}.get(name, {})
     sizes = [_graph_size(get_solver(name)(**base, **{count: c}), problem) for c in (small, large)]
     assert sizes[0] == sizes[1]
+
+
+def test_lancbio_library_builds_and_gives_the_eager_iterates(tmp_path):
+    """The built library, not only the exported graph: LancBiO's step solves its projected
+    tridiagonal system (`linalg.small_solve`), which AOTInductor could not build while it went
+    through `torch.linalg.solve` (a side-effecting error check inside the loop body). About 30 s."""
+    problem = build_quadratic()
+    name, overrides = CASES["lancbio"]
+    solver = get_solver(name)(**overrides)
+    oracles = Oracles(problem)
+    state = _start(solver, oracles, problem)
+    package = fast.build_library(fast.export_steps(solver, oracles, state), str(tmp_path / "lancbio.pt2"))
+    chunk = fast.steps_function(fast.load_library(package), solver, list(state))
+    _assert_close(chunk(dict(state), 30), _eager(solver, oracles, dict(state), 30))

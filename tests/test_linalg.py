@@ -317,3 +317,15 @@ def test_repeat_counts_eager_and_copies_an_input_returned_as_is_when_exported():
     program = _exported(lambda a, b: repeat(5, lambda c: (c[0] + c[1], c[1]), (a, b)), a, b)
     assert _while_loops(program) == 1
     assert torch.equal(program.module()(a, b)[0], torch.full((3,), 5.0))
+
+
+def test_small_solve_matches_solve_and_gives_nan_on_a_singular_system():
+    from benchopt_bilevel.linalg import small_solve
+
+    generator = torch.Generator().manual_seed(0)
+    A = torch.randn(6, 6, dtype=torch.float64, generator=generator) + 6 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, dtype=torch.float64, generator=generator)
+    assert torch.allclose(small_solve(A, b), torch.linalg.solve(A, b), atol=1e-14, rtol=0)
+    singular = A.clone()
+    singular[3] = 0.0
+    assert torch.isnan(small_solve(singular, b)).all()
