@@ -65,3 +65,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+def start_state(solver, problem, seed: int = 3) -> dict:
+    """The solver's initial state on `problem`, each entry its own tensor (as a runner's state:
+    the fast path's export would merge entries that share one tensor)."""
+    from benchopt_bilevel import rng
+    from benchopt_bilevel.oracles import Oracles
+
+    with torch.no_grad():
+        state = solver.init(Oracles(problem), problem.x0(), problem.y0(), rng.make_key(seed))
+    return {k: v.clone() for k, v in state.items()}
+
+
+def eager_steps(solver, problem, state: dict, n_steps: int) -> dict:
+    """`n_steps` eager steps of the solver from `state` (the reference the fast path must match)."""
+    from benchopt_bilevel.oracles import Oracles
+
+    oracles = Oracles(problem)
+    with torch.no_grad():
+        for _ in range(n_steps):
+            state = solver.step(oracles, state)
+    return state

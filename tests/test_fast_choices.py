@@ -11,7 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchopt_bilevel import fast, rng
+from conftest import eager_steps, start_state
+
+from benchopt_bilevel import fast
 from benchopt_bilevel.fixtures import build_quadratic
 from benchopt_bilevel.linalg import Selected, switch
 from benchopt_bilevel.oracles import Oracles
@@ -26,19 +28,6 @@ N_STEPS = 3
 def problem():
     return build_quadratic()
 
-
-def _start(solver: Solver, problem) -> State:
-    with torch.no_grad():
-        state = solver.init(Oracles(problem), problem.x0(), problem.y0(), rng.make_key(5))
-    return {k: v.clone() for k, v in state.items()}
-
-
-def _eager(solver: Solver, problem, state: State) -> State:
-    oracles = Oracles(problem)
-    with torch.no_grad():
-        for _ in range(N_STEPS):
-            state = solver.step(oracles, state)
-    return state
 
 
 def _assert_same_iterates(got: State, expected: State, label: str) -> None:
@@ -105,7 +94,7 @@ def test_one_exported_graph_runs_every_option(problem, solver_name, field):
     cls = get_solver(solver_name)
     options = cls.search_space[field].values
     built = _instance(cls, field, options[0])
-    state = _start(built, problem)
+    state = start_state(built, problem, seed=5)
     keys = list(state)
     module = fast.export_steps(built, Oracles(problem), state).module()
     finals = {}
@@ -114,7 +103,7 @@ def test_one_exported_graph_runs_every_option(problem, solver_name, field):
         with torch.no_grad():
             out = module(torch.tensor(N_STEPS), fast.hyperparameter_tensor(run), *(state[k] for k in keys))
         got = dict(zip(keys, out))
-        _assert_same_iterates(got, _eager(run, problem, state), f"{solver_name}[{field}={value}]")
+        _assert_same_iterates(got, eager_steps(run, problem, state, N_STEPS), f"{solver_name}[{field}={value}]")
         finals[value] = got["x"]
     # The options are different methods: the graph did run a different branch for each.
     values = list(finals)

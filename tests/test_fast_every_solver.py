@@ -13,7 +13,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchopt_bilevel import fast, rng
+from conftest import eager_steps, start_state
+
+from benchopt_bilevel import fast
 from benchopt_bilevel.fixtures import build_quadratic
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver, solvers
@@ -29,19 +31,6 @@ LONGER = {"lancbio": 24}  # its Krylov basis grows every dim_freq = 20 steps
 def problem():
     return build_quadratic()
 
-
-def _start(solver: Solver, problem) -> State:
-    with torch.no_grad():
-        state = solver.init(Oracles(problem), problem.x0(), problem.y0(), rng.make_key(3))
-    return {k: v.clone() for k, v in state.items()}  # no entry shares another's storage
-
-
-def _eager(solver: Solver, problem, state: State, n_steps: int) -> State:
-    oracles = Oracles(problem)
-    with torch.no_grad():
-        for _ in range(n_steps):
-            state = solver.step(oracles, state)
-    return state
 
 
 def _assert_same_iterates(got: State, expected: State, what: str) -> None:
@@ -67,9 +56,9 @@ def _runnable(name: str, problem) -> Solver:
 @pytest.mark.parametrize("name", sorted(solvers()))
 def test_exported_steps_give_the_eager_iterates(name, problem):
     solver = _runnable(name, problem)
-    state = _start(solver, problem)
+    state = start_state(solver, problem)
     chunk = fast.exported_steps(solver, Oracles(problem), state)  # one graph for every n
     for n_steps in (STEPS, LONGER.get(name)):
         if n_steps:
-            expected = _eager(solver, problem, dict(state), n_steps)
+            expected = eager_steps(solver, problem, dict(state), n_steps)
             _assert_same_iterates(chunk(dict(state), n_steps), expected, f"{name}, {n_steps} steps")

@@ -14,7 +14,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchopt_bilevel import fast, rng
+from conftest import eager_steps, start_state
+
+from benchopt_bilevel import fast
 from benchopt_bilevel.fixtures import build_quadratic
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver, solvers
@@ -28,19 +30,6 @@ N_STEPS = 3
 def problem():
     return build_quadratic()
 
-
-def _start(solver: Solver, problem) -> State:
-    with torch.no_grad():
-        state = solver.init(Oracles(problem), problem.x0(), problem.y0(), rng.make_key(3))
-    return {k: v.clone() for k, v in state.items()}  # distinct tensors, as a runner's state
-
-
-def _eager(solver: Solver, problem, state: State, n_steps: int) -> State:
-    oracles = Oracles(problem)
-    with torch.no_grad():
-        for _ in range(n_steps):
-            state = solver.step(oracles, state)
-    return state
 
 
 def _exported_with(built: Solver, run: Solver, problem, state: State, n_steps: int) -> State:
@@ -98,11 +87,11 @@ def test_the_step_sees_counts_as_int64_tensors():
 
 def test_one_export_of_amigo_serves_another_inner_count(problem):
     built, trial = get_solver("amigo")(n_inner_steps=2), get_solver("amigo")(n_inner_steps=5)
-    state = _start(built, problem)
-    expected = _eager(trial, problem, dict(state), N_STEPS)
+    state = start_state(built, problem)
+    expected = eager_steps(trial, problem, dict(state), N_STEPS)
     _assert_same_iterates(_exported_with(built, trial, problem, state, N_STEPS), expected)
     # Not the built count's iterates: the count in the graph is the input's.
-    other = _eager(built, problem, dict(state), N_STEPS)
+    other = eager_steps(built, problem, dict(state), N_STEPS)
     assert float((other["y"] - expected["y"]).abs().max()) > 1e-6
 
 
@@ -112,7 +101,7 @@ def test_one_library_serves_every_count_and_zero_trips(problem, tmp_path):
     nested in the step loop wrong (`linalg.repeat`). stocBiO built at n_neumann_steps = 2, run
     with 5 and 0 Neumann steps (its inner loop count nested in the step loop)."""
     built = get_solver("stocbio")(n_neumann_steps=2)
-    state = _start(built, problem)
+    state = start_state(built, problem)
     keys = list(state)
     package = fast.build_library(fast.export_steps(built, Oracles(problem), state),
                                  str(tmp_path / "stocbio.pt2"))
@@ -120,7 +109,7 @@ def test_one_library_serves_every_count_and_zero_trips(problem, tmp_path):
     for count in (5, 0, 2):
         trial = get_solver("stocbio")(n_neumann_steps=count)
         chunk = fast.steps_function(runner, trial, keys)
-        expected = _eager(trial, problem, dict(state), N_STEPS)
+        expected = eager_steps(trial, problem, dict(state), N_STEPS)
         _assert_same_iterates(chunk(dict(state), N_STEPS), expected)
 
 
@@ -144,9 +133,9 @@ def test_init_params_leave_the_identity_and_the_step(name, problem):
     for field, default, other in _init_param_values(solver_cls):
         built, run = solver_cls(**{field: default}), solver_cls(**{field: other})
         assert fast.static_identity(built) == fast.static_identity(run)
-        state = _start(run, problem)
+        state = start_state(run, problem)
         _assert_same_iterates(_exported_with(built, run, problem, state, N_STEPS),
-                              _eager(run, problem, state, N_STEPS))
+                              eager_steps(run, problem, state, N_STEPS))
 
 
 def test_every_declared_init_param_is_a_field():
@@ -164,8 +153,8 @@ def test_an_optional_float_is_an_input_when_set_and_its_none_ness_is_identity(pr
     assert fast.static_identity(built) == fast.static_identity(run)
     assert fast.static_identity(fsla()) != fast.static_identity(built)  # None: derived in the graph
     assert "momentum" not in fast.tensor_fields(fsla())
-    state = _start(run, problem)
-    got, expected = _exported_with(built, run, problem, state, N_STEPS), _eager(run, problem, state, N_STEPS)
+    state = start_state(run, problem)
+    got, expected = _exported_with(built, run, problem, state, N_STEPS), eager_steps(run, problem, state, N_STEPS)
     _assert_same_iterates(got, expected)
-    other = _eager(built, problem, state, N_STEPS)
+    other = eager_steps(built, problem, state, N_STEPS)
     assert float((other["x"] - expected["x"]).abs().max()) > 1e-9  # the test can fail
