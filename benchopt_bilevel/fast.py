@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 
 from .fast_options import INDUCTOR_OPTIONS, without_outer_loop_fusion
-from .linalg import Selected, unaliased
+from .linalg import MISSING_ROW_GRAPH, Selected, row_graphs, unaliased
 from .oracles import Oracles
 from .solver import Solver, State
 
@@ -176,9 +176,23 @@ def export_steps(solver: Solver, oracles: Oracles, example: State) -> torch.expo
         raise TypeError("the fast path needs a state of tensors (solver.State)")
     # Distinct copies: export would merge two entries holding one tensor into one input for good.
     inputs = (torch.tensor(1), hyperparameter_tensor(solver), *(example[k].clone() for k in keys))
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+
+    def export() -> torch.export.ExportedProgram:
         return torch.export.export(_Steps(solver, oracles, keys), inputs, strict=False)
+
+    with torch.no_grad(), warnings.catch_warnings(), row_graphs() as graphs:
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return export()
+        except Exception as error:
+            if MISSING_ROW_GRAPH not in str(error):
+                raise
+        # The step batches rows (linalg.map_rows): one eager step on a copy records their graphs.
+        calls = oracles.calls.copy()  # the recording step is not part of the run
+        graphs.record(lambda: solver.step(oracles, {k: example[k].clone() for k in keys}))
+        oracles.calls.clear()
+        oracles.calls.update(calls)
+        return export()
 
 
 Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]

@@ -48,7 +48,8 @@ subspace", ICLR 2025, arXiv 2404.03331.
 """
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 
@@ -158,6 +159,70 @@ def switch(choice: str | Selected, branches: dict[str, Callable[..., Carry]], *o
         return lambda *inputs: tuple(torch.cond(choice.index == j, fresh(choice.options[j]), pick(j + 1), inputs))
 
     return pick(0)(*operands)
+
+
+class RowGraphs:
+    """The vmapped graphs of a step's `map_rows` calls, recorded while the step runs eagerly,
+    for its export to use (see `map_rows`); `row_graphs()` makes one current."""
+
+    def __init__(self) -> None:
+        self.graphs: dict[tuple, Callable[..., Tensor]] = {}
+        self.recording = False
+
+    def record(self, run: Callable[[], object]) -> None:
+        """Run `run` (an eager step) and keep the graph of every `map_rows` call it makes."""
+        self.recording = True
+        try:
+            run()
+        finally:
+            self.recording = False
+
+
+_row_graphs: RowGraphs | None = None
+# What the error of an export that met an unrecorded `map_rows` says. Matched in the message:
+# raised while a `while_loop` body is traced, it reaches the caller only as text inside
+# torch's own error (and a flag set there would be a traced side effect, never applied).
+MISSING_ROW_GRAPH = "no recorded graph for this export"
+
+
+@contextlib.contextmanager
+def row_graphs() -> Iterator[RowGraphs]:
+    """The current `RowGraphs` for the length of an export (fast.export_steps)."""
+    global _row_graphs
+    previous, _row_graphs = _row_graphs, RowGraphs()
+    try:
+        yield _row_graphs
+    finally:
+        _row_graphs = previous
+
+
+def map_rows(name: str, fn: Callable[..., Tensor], in_dims: tuple[int | None, ...], *args: Tensor) -> Tensor:
+    """`fn` applied to every row of the arguments with `in_dims` 0 (the others shared), stacked:
+    `torch.func.vmap(fn, in_dims)(*args)`, so that R runs of one computation cost one batched
+    kernel (R matrix-vector products become one matrix product, reading the data once).
+
+    `fn` may close over constants (a problem's data, the oracles) but not over tensors of a
+    traced step: pass those as arguments (in_dim None). `name` and the argument shapes identify
+    the call within a step. Exported (a fast build), vmap would stay in the graph as batch
+    dimension ops that a `while_loop` body cannot hold (torch 2.13: the body fails to trace, or
+    the exported program fails to run, "tensor escaped from vmap"). So the exporter first runs
+    the step eagerly with a `RowGraphs` recording (`row_graphs`), which traces each call's
+    vmapped function into plain aten ops (make_fx, on zeros of the arguments' shapes), and the
+    export calls those graphs. The traced graph is the function's, so `fn` must not branch in
+    Python on tensor values (export rejects that anyway)."""
+    batched = torch.func.vmap(fn, in_dims=in_dims)
+    key = (name, tuple(tuple(a.shape) for a in args))
+    recorded = _row_graphs
+    if not torch.compiler.is_exporting():
+        if recorded is not None and recorded.recording and key not in recorded.graphs:
+            from torch.fx.experimental.proxy_tensor import make_fx  # noqa: PLC0415
+
+            recorded.graphs[key] = make_fx(batched)(*(torch.zeros_like(a) for a in args))
+        return batched(*args)
+    if recorded is None or key not in recorded.graphs:
+        raise RuntimeError(f"map_rows {name!r}: {MISSING_ROW_GRAPH} (fast.export_steps records them "
+                           "by running the step once eagerly)")
+    return recorded.graphs[key](*args)
 
 
 # -- conjugate gradient -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from torch.func import grad, jvp, vjp
 
 from .facts import ProblemFacts
 from .problem import Problem
-from . import rng
+from . import linalg, rng
 
 Tensor = torch.Tensor
 Batch = "Tensor | None"
@@ -46,6 +46,7 @@ class Oracles:
         self.constrained: bool = problem.constrained  # y must stay feasible (project_y)
         self.y_rows: int = problem.y_rows  # y as (y_rows, -1): rows a root finder may solve apart
         self._autograd = autograd
+        self._rows = 1  # calls counted per call: the rows of a `map_rows` while it runs
         g, f = problem.inner, problem.outer
         self._grad_g_y = grad(g, argnums=1)
         self._grad_g_xy = grad(g, argnums=(0, 1))
@@ -58,7 +59,19 @@ class Oracles:
         # steps from the solver's declared cost instead.
         if torch.compiler.is_compiling():
             return
-        self.calls[kind if batch is not None else kind + "_full"] += times
+        self.calls[kind if batch is not None else kind + "_full"] += times * self._rows
+
+    def map_rows(self, name: str, fn: Callable[..., Tensor], in_dims: tuple[int | None, ...],
+                 *args: Tensor) -> Tensor:
+        """`fn` (which calls these oracles) on every row of the arguments with in_dim 0, as one
+        batched computation (`linalg.map_rows`); each oracle call inside counts once per row."""
+        if torch.compiler.is_compiling():  # nothing is counted (`_count`), nothing to set
+            return linalg.map_rows(name, fn, in_dims, *args)
+        self._rows = next(a.shape[0] for a, d in zip(args, in_dims) if d == 0)
+        try:
+            return linalg.map_rows(name, fn, in_dims, *args)
+        finally:
+            self._rows = 1
 
     def _own(self, name: str) -> Callable | None:
         """The problem's hand-derived oracle `name`, unless autograd is forced."""
