@@ -225,6 +225,15 @@ def map_rows(name: str, fn: Callable[..., Tensor], in_dims: tuple[int | None, ..
     return recorded.graphs[key](*args)
 
 
+def is_mapped(t: Tensor) -> bool:
+    """Whether `t` is one row of a `map_rows` batch (a vmapped tensor), so that a problem can pick
+    the product that is fastest batched (a layout choice; the values are the same). False under
+    torch.compile's tracing, which sees no batched tensor."""
+    if torch.compiler.is_dynamo_compiling():
+        return False
+    return bool(torch._C._functorch.is_batchedtensor(t))
+
+
 # -- conjugate gradient -------------------------------------------------------------------------
 def conjugate_gradient(
     matvec: Matvec, b: Tensor, *, v0: Tensor | None = None, maxiter: int = 10, tol: float = 0.0,

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 
 from benchopt_bilevel.data.registry import get_dataset
+from benchopt_bilevel.linalg import is_mapped
 from benchopt_bilevel.problem import Problem
 
 Tensor = torch.Tensor
@@ -116,6 +118,48 @@ def rows(samples: Tensor, batch: Tensor | None, block) -> Tensor:
     if batch is None:
         return samples.reshape(-1, *samples.shape[2:])
     return block(samples, batch)
+
+
+def transposed_rows(samples: Tensor) -> Tensor:
+    """All rows of `samples` (blocks) as one contiguous (d, n) matrix: the full batch's layout
+    (`select_rows`)."""
+    return samples.reshape(-1, samples.shape[-1]).T.contiguous()
+
+
+class Rows(NamedTuple):
+    """The rows a batch reads, (B, d); for the full batch also their transposed copy (d, n)."""
+    matrix: Tensor
+    transposed: Tensor | None = None
+
+
+def select_rows(samples: Tensor, transposed: Tensor, batch: Tensor | None, block) -> Rows:
+    """The rows of one block, or all rows (batch None) with their transposed copy."""
+    if batch is None:
+        return Rows(samples.reshape(-1, samples.shape[-1]), transposed)
+    return Rows(block(samples, batch))
+
+
+def margins(rows_: Rows, y: Tensor) -> Tensor:
+    """r_iᵀ y for every row. Full batch, a step is bound by reading the rows, and yᵀRᵀ on the
+    transposed copy streams contiguous rows: ijcnn1's 40,000 x 22 (one thread, float32) 200 µs
+    against 390 µs for R y, and batched by vmap over ESJ's 11 runs 300 µs against 520 µs (a
+    compiled reduction over R's rows: 840 µs for this and the sum below)."""
+    if rows_.transposed is not None:
+        return y @ rows_.transposed
+    return rows_.matrix @ y
+
+
+def row_mean(rows_: Rows, weights: Tensor) -> Tensor:
+    """1/B Σ_i weights_i r_i over the B rows. Full batch, Rᵀw on the transposed copy (180 µs
+    against 210 µs for wᵀR; BOME's fast step 5.1 against 5.9 ms), but batched by vmap
+    (`linalg.map_rows`: ESJ's runs) wᵀR, one (11, n) x (n, d) product: 420 µs against 670 µs
+    for Rᵀ Wᵀ (ESJ's fast step 11.5 against 13.5 ms)."""
+    if rows_.transposed is not None:
+        mapped = is_mapped(weights)
+        total = weights @ rows_.matrix if mapped else rows_.transposed @ weights
+    else:
+        total = weighted_row_sum(weights, rows_.matrix)
+    return total / weights.shape[-1]
 
 
 def weighted_row_sum(weights: Tensor, r: Tensor) -> Tensor:

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from benchopt_bilevel.problem import HyperparameterBox
 
-from ._logistic import (PenaltySelection, blocks, check_split_params, load_split, majority_accuracy,
-                        prepare_features, rows, weighted_row_sum)
+from ._logistic import (PenaltySelection, Rows, blocks, check_split_params, load_split, majority_accuracy,
+                        margins, prepare_features, row_mean, select_rows, transposed_rows)
 
 Tensor = torch.Tensor
 NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finite differences
@@ -104,6 +104,8 @@ class LogReg(PenaltySelection):
         train64, val64 = _signed(split.X_train, split.y_train), _signed(split.X_val, split.y_val)
         self.train = blocks(train64.clone(), p.batch_size)
         self.val = blocks(val64.clone(), p.batch_size)
+        # The full batch's layout (_logistic.margins): a second copy of the rows, transposed.
+        self.train_t, self.val_t = transposed_rows(self.train), transposed_rows(self.val)
         self.train64, self.val64 = train64, val64
         self.X_test64, self.y_test = split.X_test, split.y_test.to(torch.float64)
         self.dim_x = self.dim_y = split.X_train.shape[1]
@@ -117,30 +119,32 @@ class LogReg(PenaltySelection):
         (solvers/optuna.py); uniform in x is log-uniform in the penalty."""
         return HyperparameterBox.uniform(self.dim_x, -5.0, 5.0)
 
+    def _train(self, batch: Tensor | None) -> Rows:
+        return select_rows(self.train, self.train_t, batch, self.block)
+
     def inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        r = rows(self.train, batch, self.block)
-        return F.softplus(-(r @ y)).mean() + 0.5 * torch.sum(torch.exp(x) * y * y)
+        return F.softplus(-margins(self._train(batch), y)).mean() + 0.5 * torch.sum(torch.exp(x) * y * y)
 
     def outer(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        return F.softplus(-(rows(self.val, batch, self.block) @ y)).mean()
+        return F.softplus(-margins(select_rows(self.val, self.val_t, batch, self.block), y)).mean()
 
     # -- hand-derived oracles ---------------------------------------------------------------------
     def grad_inner_y(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        r = rows(self.train, batch, self.block)
-        return -weighted_row_sum(torch.sigmoid(-(r @ y)), r) / r.shape[0] + torch.exp(x) * y
+        r = self._train(batch)
+        return -row_mean(r, torch.sigmoid(-margins(r, y))) + torch.exp(x) * y
 
     def grad_inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
         return 0.5 * torch.exp(x) * y * y, self.grad_inner_y(x, y, batch)
 
     def grad_outer(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
-        r = rows(self.val, batch, self.block)
-        return torch.zeros_like(x), -weighted_row_sum(torch.sigmoid(-(r @ y)), r) / r.shape[0]
+        r = select_rows(self.val, self.val_t, batch, self.block)
+        return torch.zeros_like(x), -row_mean(r, torch.sigmoid(-margins(r, y)))
 
     def hvp_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
-        r = rows(self.train, batch, self.block)
-        z = r @ y
+        r = self._train(batch)
+        z = margins(r, y)
         weights = torch.sigmoid(z) * torch.sigmoid(-z)
-        return weighted_row_sum(weights * (r @ v), r) / r.shape[0] + torch.exp(x) * v
+        return row_mean(r, weights * margins(r, v)) + torch.exp(x) * v
 
     def cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
         return torch.exp(x) * y * v
@@ -152,11 +156,11 @@ class LogReg(PenaltySelection):
         return self.hvp_inner(x, y, v, batch), self.cross_inner(x, y, v, batch)
 
     def grad_hvp_cross_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        r = rows(self.train, batch, self.block)
-        z, penalty = r @ y, torch.exp(x)
+        r = self._train(batch)
+        z, penalty = margins(r, y), torch.exp(x)
         sigma_neg = torch.sigmoid(-z)
-        grad = -weighted_row_sum(sigma_neg, r) / r.shape[0] + penalty * y
-        hvp = weighted_row_sum(torch.sigmoid(z) * sigma_neg * (r @ v), r) / r.shape[0] + penalty * v
+        grad = -row_mean(r, sigma_neg) + penalty * y
+        hvp = row_mean(r, torch.sigmoid(z) * sigma_neg * margins(r, v)) + penalty * v
         return grad, hvp, penalty * y * v
 
     # -- exact quantities (float64, full batch) ---------------------------------------------------

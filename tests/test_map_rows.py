@@ -79,3 +79,29 @@ def test_exported_esj_records_its_rows_once_and_matches_eager():
     got = chunk(state, 3)
     for k in expected:
         assert torch.allclose(got[k].double(), expected[k].double(), rtol=0, atol=1e-12), k
+
+
+def test_is_mapped_only_inside_a_row_map():
+    seen = []
+
+    def record(row: torch.Tensor) -> torch.Tensor:
+        seen.append(linalg.is_mapped(row))
+        return row * 2
+
+    out = linalg.map_rows("double", record, (0,), torch.ones(3, 2))
+    assert seen == [True] and torch.equal(out, torch.full((3, 2), 2.0))
+    assert not linalg.is_mapped(torch.ones(2))
+
+
+def test_logreg_full_batch_layout_gives_the_block_values():
+    """The full batch reads the rows through their transposed copy (problems/_logistic.py): its
+    oracles are the mean of the blocks' (every block has the same size), batched or not."""
+    problem = build_problem("logreg", torch.float64, n_train_max=640)
+    x = 0.1 * _points(problem.dim_x, 1)[0]
+    y = _points(problem.dim_y, 2)[1]
+    blocks = torch.arange(problem.n_inner_batches)
+    mean = torch.stack([problem.grad_inner_y(x, y, b) for b in blocks]).mean(0)
+    assert torch.allclose(problem.grad_inner_y(x, y, None), mean, rtol=0, atol=1e-12)
+    ys = torch.stack([y, 2 * y])
+    batched = torch.func.vmap(problem.grad_inner_y, in_dims=(None, 0, None))(x, ys, None)
+    assert torch.allclose(batched[1], problem.grad_inner_y(x, 2 * y, None), rtol=0, atol=1e-12)
