@@ -53,3 +53,58 @@ def without_outer_loop_fusion() -> Iterator[None]:
         yield
     finally:
         CppScheduling._get_outer_loop_fusion_depth = original
+
+
+@contextlib.contextmanager
+def without_unused_subgraph_inputs() -> Iterator[None]:
+    """AOTInductor's C++ wrapper without a tensor handle for a loop's inputs its condition or
+    body never reads, for the length of a build.
+
+    torch's `while_loop` hands every carry and every closed-over tensor to both the condition
+    and the body, and the wrapper (torch 2.13, `codegen_subgraph_prefix`) creates one tensor
+    handle per input at every iteration (a new at::Tensor, freed at the iteration's end), used
+    or not. A condition reads two of them (the counter and the count), so a loop closing over
+    M tensors paid for M - 2 handles per iteration for nothing, in each inner loop too. An input
+    with no reader is now skipped; nothing else of the generated code refers to it. Measured
+    with `speed/profile_fast_step.py --compare` (see docs/fast-vs-jax.md); `--unused-inputs`
+    builds without this. Where a torch version lacks that method, nothing is changed."""
+    try:
+        from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu  # noqa: PLC0415 - private
+    except ImportError:
+        yield
+        return
+    original = CppWrapperCpu.__dict__.get("codegen_subgraph_prefix")
+    if original is None:
+        yield
+        return
+
+    def prefix(self, subgraph, outer_inputs, outer_outputs):
+        read = _read_inputs(subgraph)
+        if read is None:
+            return original(self, subgraph, outer_inputs, outer_outputs)
+        all_inputs = dict(subgraph.graph.graph_inputs)
+        kept = [(name, outer) for name, outer in zip(all_inputs, outer_inputs) if name in read]
+        try:
+            subgraph.graph.graph_inputs = {name: all_inputs[name] for name, _ in kept}
+            return original(self, subgraph, [outer for _, outer in kept], outer_outputs)
+        finally:
+            subgraph.graph.graph_inputs = all_inputs
+
+    CppWrapperCpu.codegen_subgraph_prefix = prefix
+    try:
+        yield
+    finally:
+        CppWrapperCpu.codegen_subgraph_prefix = original
+
+
+def _read_inputs(subgraph: Any) -> set[str] | None:
+    """The names of the subgraph's inputs that one of its nodes reads (None: unknown)."""
+    module = getattr(subgraph.graph, "module", None)
+    graph = getattr(module, "graph", None)
+    if graph is None:
+        return None
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    names = list(subgraph.graph.graph_inputs)  # the placeholders' names, prefixed by the subgraph's
+    if len(placeholders) != len(names) or not all(n.endswith(str(p.target)) for p, n in zip(placeholders, names)):
+        return None  # not the inputs as the wrapper knows them: change nothing
+    return {name for node, name in zip(placeholders, names) if node.users}

@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--ops", action="store_true", help="list the loop body's ops by name")
     parser.add_argument("--outer-loop-fusion", action="store_true",
                         help="build with Inductor's outer-loop fusion (fast builds turn it off)")
+    parser.add_argument("--unused-inputs", action="store_true",
+                        help="build with a handle for every loop input, read or not (torch's default)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="an Inductor option added to fast_options.INDUCTOR_OPTIONS (a Python literal)")
     parser.add_argument("--save", default=None, help="a path to keep the built package at")
@@ -221,10 +223,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        if args.outer_loop_fusion:  # the build without fast_options.without_outer_loop_fusion
-            with mock.patch.object(fast, "without_outer_loop_fusion", contextlib.nullcontext):
-                package = fast.build_library(program, f"{folder}/steps.pt2")
-        else:
+        with contextlib.ExitStack() as patches:
+            if args.outer_loop_fusion:  # the build without fast_options.without_outer_loop_fusion
+                patches.enter_context(mock.patch.object(fast, "without_outer_loop_fusion", contextlib.nullcontext))
+            if args.unused_inputs:  # without fast_options.without_unused_subgraph_inputs
+                patches.enter_context(mock.patch.object(fast, "without_unused_subgraph_inputs",
+                                                        contextlib.nullcontext))
             package = fast.build_library(program, f"{folder}/steps.pt2")
         build_s = time.perf_counter() - start
         runner = fast.load_library(package)

@@ -23,3 +23,45 @@ def test_a_torch_without_the_method_is_left_as_it_is(monkeypatch):
     with fast_options.without_outer_loop_fusion():
         assert not hasattr(cpp.CppScheduling, "_get_outer_loop_fusion_depth")
     assert not hasattr(cpp.CppScheduling, "_get_outer_loop_fusion_depth")
+
+
+wrapper = pytest.importorskip("torch._inductor.codegen.cpp_wrapper_cpu")
+
+
+def test_unused_loop_inputs_get_no_handle_during_a_build_and_the_wrapper_is_restored():
+    original = wrapper.CppWrapperCpu.codegen_subgraph_prefix
+    with fast_options.without_unused_subgraph_inputs():
+        assert wrapper.CppWrapperCpu.codegen_subgraph_prefix is not original
+    assert wrapper.CppWrapperCpu.codegen_subgraph_prefix is original
+    with pytest.raises(RuntimeError), fast_options.without_unused_subgraph_inputs():
+        raise RuntimeError("a failed build")
+    assert wrapper.CppWrapperCpu.codegen_subgraph_prefix is original
+
+
+def test_only_read_inputs_are_handed_to_the_original_prefix():
+    import torch
+
+    class Lowering:  # what the prefix reads of a subgraph's GraphLowering
+        def __init__(self, module):
+            self.module = module
+            self.graph_inputs = {f"cond_{n.target}": object() for n in module.graph.nodes if n.op == "placeholder"}
+
+    class Subgraph:
+        def __init__(self, module):
+            self.graph = Lowering(module)
+
+    def cond(i, count, x, data):  # reads the counter and the count only
+        return i < count
+
+    subgraph = Subgraph(torch.fx.symbolic_trace(cond))
+    handed = []
+    original = wrapper.CppWrapperCpu.codegen_subgraph_prefix
+    try:
+        wrapper.CppWrapperCpu.codegen_subgraph_prefix = (
+            lambda self, sub, outer_inputs, outer_outputs: handed.append((list(sub.graph.graph_inputs), outer_inputs)))
+        with fast_options.without_unused_subgraph_inputs():
+            wrapper.CppWrapperCpu.codegen_subgraph_prefix(None, subgraph, ["a", "b", "c", "d"], ["out"])
+    finally:
+        wrapper.CppWrapperCpu.codegen_subgraph_prefix = original
+    assert handed == [(["cond_i", "cond_count"], ["a", "b"])]
+    assert list(subgraph.graph.graph_inputs) == ["cond_i", "cond_count", "cond_x", "cond_data"]  # restored
