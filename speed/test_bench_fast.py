@@ -228,6 +228,17 @@ def table() -> str:
     notes = [f"Allocator (both sides, one process): {allocator.active()} (speed/conftest.py).",
              f"JAX SOBA here ({SCALE_SAMPLER} draws) {_jax[SCALE_SAMPLER, 'soba']['us']:.1f} µs/step against "
              f"the reference's 9.0: scale {scale:.2f}."]
+    # The scale is SOBA's alone; the comparator's SOBA moves between runs on an idle
+    # machine (5.0 to 8.3 µs) more than its SABA and AmIGO do, so the scale of each comparator
+    # and the ratios at their median are printed too: a reading that one disturbed figure
+    # cannot move much.
+    scales = {name: _jax[SCALE_SAMPLER, name]["us"] / REFERENCE_US[name]
+              for name in JAX_METHODS if (SCALE_SAMPLER, name) in _jax}
+    median = statistics.median(scales.values())
+    at_median = ", ".join(f"{name} {_fast[name]['fast_us'] / (REFERENCE_US[name] * median):.2f}"
+                          for name in SOLVERS if name in _fast and "error" not in _fast[name])
+    notes.append("Scale by comparator: " + ", ".join(f"{name} {value:.2f}" for name, value in scales.items())
+                 + f"; median {median:.2f}. fast / JAX scaled at the median scale: {at_median}.")
     for sampler in JAX_SAMPLERS:
         measured = ", ".join(f"{name} {_jax[sampler, name]['us']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
         compile_s = ", ".join(f"{_jax[sampler, name]['compile_s']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
