@@ -134,9 +134,7 @@ class Rows(NamedTuple):
 
 def select_rows(samples: Tensor, transposed: Tensor, batch: Tensor | None, block) -> Rows:
     """The rows of one block, or all rows (batch None) with their transposed copy."""
-    if batch is None:
-        return Rows(samples.reshape(-1, samples.shape[-1]), transposed)
-    return Rows(block(samples, batch))
+    return Rows(rows(samples, batch, block), transposed if batch is None else None)
 
 
 def margins(rows_: Rows, y: Tensor) -> Tensor:
@@ -170,9 +168,9 @@ def weighted_row_sum(weights: Tensor, r: Tensor) -> Tensor:
     a (1, B) @ (B, d) product is an extern BLAS call, with its own dispatch and output buffer,
     that costs more than its arithmetic at batch 64 (speed/profile_fast_step.py). The two differ
     by float round-off (the order of the sum). Eager it is written rᵀ w, not w r: batched over
-    rows by vmap (ESJ's Q + 1 inner runs, `linalg.map_rows`), w r became a bmm over R expanded
-    copies of the block, rᵀ w becomes one matrix product (ESJ on ijcnn1: 67 -> 28 ms a step,
-    eager)."""
+    rows by vmap (`linalg.map_rows`), w r becomes a bmm over R expanded copies of the rows and
+    rᵀ w one matrix product (ESJ on ijcnn1, measured when its full batch still came here: 67 ->
+    28 ms a step eager; the full batch now takes `row_mean`'s own layout)."""
     if torch.compiler.is_compiling():
         return (weights[:, None] * r).sum(0)
     return r.T @ weights
