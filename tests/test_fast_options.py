@@ -65,3 +65,40 @@ def test_only_read_inputs_are_handed_to_the_original_prefix():
         wrapper.CppWrapperCpu.codegen_subgraph_prefix = original
     assert handed == [(["cond_i", "cond_count"], ["a", "b"])]
     assert list(subgraph.graph.graph_inputs) == ["cond_i", "cond_count", "cond_x", "cond_data"]  # restored
+
+
+value_ranges = pytest.importorskip("torch.utils._sympy.value_ranges")
+dtype_propagation = pytest.importorskip("torch._inductor.dtype_propagation")
+
+
+def test_an_equal_range_is_not_intersected_again_and_others_still_are():
+    ranges = value_ranges.ValueRanges
+    original = ranges.tighten
+    calls = []
+    ranges.tighten = lambda self, other: calls.append(other) or original(self, other)
+    try:
+        with fast_options.without_repeated_codegen_work():
+            a = ranges(0, 10)
+            assert a.tighten(ranges(0, 10)) is a and calls == []
+            assert a.tighten(ranges(5, 20)) == ranges(5, 10) and len(calls) == 1
+    finally:
+        ranges.tighten = original
+
+
+def test_the_dtype_rules_are_registered_once_then_again_when_their_table_grows(monkeypatch):
+    pytest.importorskip("torch._inductor.lowering")  # registers the rules, as a build does first
+    handler = dtype_propagation.DtypePropagationOpsHandler
+    original = handler.__init__
+    runs = []
+    monkeypatch.setattr(handler, "__init__", lambda self: runs.append(1) or original(self))
+    rules = dtype_propagation.torch._inductor.utils.op_dtype_propagation_rules
+    with fast_options.without_repeated_codegen_work():
+        handler(), handler()
+        before = len(runs)
+        monkeypatch.setitem(rules, "an_op_registered_later", next(iter(rules.values())))
+        handler()
+    assert before <= 1 and len(runs) == before + 1
+    assert handler.__init__ is not original  # the test's own patch, restored by monkeypatch after
+    with pytest.raises(RuntimeError), fast_options.without_repeated_codegen_work():
+        raise RuntimeError("a failed build")
+    assert value_ranges.ValueRanges.__dict__["tighten"].__name__ == "tighten"
