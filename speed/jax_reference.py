@@ -1,5 +1,5 @@
 """A JAX comparator for the fast path: minimal jitted SOBA, SABA and AmIGO steps on logreg
-(ijcnn1, batch 64, float32), timed on the machine that times ours.
+(ijcnn1, batch 64, float32), and ESJ's full-batch step, timed on the machine that times ours.
 
 The reference benchmark's µs-per-step figures were measured with JAX on another CPU. Timing the
 same kind of code here, in the same run as the fast path, turns them into figures for this CPU
@@ -15,7 +15,11 @@ solvers/amigo.py), in the reference's style:
   "hash", the counter hash of benchopt_bilevel/rng.py (our solvers' draws, so both sides do the
   same work), or "threefry", JAX's default PRNG (`jax.random`), whose draws cost as much as
   SOBA's arithmetic here (the reference itself cycles through a shuffled order of batches);
-- an epoch is `jax.jit` of a 128-step `lax.scan`; a time is wall clock around a call followed by
+- ESJ (PZOBO) is full batch: its Q + 1 inner runs of T gradient steps from the same y, at x and
+  at the Q perturbed points x + μ u_q, are one `jax.vmap`ped run, as in the reference's code, so
+  its time is matrix products over all of the training rows, not dispatch. The SOBA ratio that
+  scales the mini-batch figures says little about it: it is timed here for a figure of its own;
+- an epoch is `jax.jit` of a 128-step `lax.scan` (4 steps for ESJ, whose step is milliseconds); a time is wall clock around a call followed by
   `block_until_ready`, the first call (compilation) excluded.
 
 Run alone: `.venv/bin/python speed/jax_reference.py` prints µs per step of each method.
@@ -42,6 +46,8 @@ STEP_INNER = 0.1  # ρ, the reference's default for the three methods (as our so
 OUTER_RATIO = 1.0  # γ = ρ / outer_ratio
 SOBA_DECAY_INNER, SOBA_DECAY_OUTER = 0.4, 0.6  # our SOBA's default schedule (its theorem)
 AMIGO_INNER_STEPS = AMIGO_LINEAR_STEPS = 10  # T and M, our AmIGO's defaults
+ESJ_INNER_STEPS, ESJ_DIRECTIONS, ESJ_SMOOTHING = 10, 10, 0.1  # T, Q and μ, our ESJ's defaults
+FULL_BATCH_STEPS_PER_EPOCH = 4
 
 Array = jax.Array
 State = dict[str, Array]
@@ -236,8 +242,45 @@ def amigo_step(data: Context, state: State) -> State:
     return {"x": x - STEP_INNER / OUTER_RATIO * hypergradient, "y": y, "v": v, "key": key}
 
 
+def esj_init(data: Context, x: Array, y: Array, key: Array) -> State:
+    return {"x": x, "y": y, "key": key}
+
+
+def hash_normal(key: Array, shape: tuple[int, ...]) -> Array:
+    """Standard normals by Box-Muller on hashed counters of an integer key (either sampler's
+    randint gives one): a handful of numbers per step, nothing next to ESJ's products."""
+    count = int(np.prod(shape))
+    counters = jnp.arange(count, dtype=jnp.uint32) * jnp.uint32(2) + key.astype(jnp.uint32)
+    u1 = (_mix32(counters).astype(jnp.float32) + 1.0) / (2.0**32 + 1.0)
+    u2 = _mix32(counters + jnp.uint32(1)).astype(jnp.float32) / 2.0**32
+    return (jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos(2.0 * jnp.pi * u2)).reshape(shape)
+
+
+def esj_step(data: Context, state: State) -> State:
+    """ESJ: T full-batch gradient steps from y at x and at x + μ u_q (q = 1..Q, one vmapped run),
+    δ_q = (y_T(x + μ u_q) − y_T(x)) / μ, d = ∇_x f + (1/Q) Σ_q ⟨δ_q, ∇_y f⟩ u_q on the full
+    validation set."""
+    x = state["x"]
+    key, k_directions = data.split(state["key"])
+    directions = hash_normal(data.randint(k_directions, 2**31 - 1), (ESJ_DIRECTIONS, x.shape[0]))
+    points = jnp.concatenate([x[None, :], x[None, :] + ESJ_SMOOTHING * directions])
+    train, val = data.train.reshape(-1, data.dim), data.val.reshape(-1, data.dim)
+
+    def run(x_: Array) -> Array:
+        return lax.fori_loop(0, ESJ_INNER_STEPS, lambda _, y: y - STEP_INNER * grad_inner_y(x_, y, train),
+                             state["y"])
+
+    ys = jax.vmap(run)(points)
+    y_T, differences = ys[0], (ys[1:] - ys[0]) / ESJ_SMOOTHING
+    grad_x_f, grad_y_f = grad_outer_xy(x, y_T, val)
+    hypergradient = grad_x_f + (differences @ grad_y_f) @ directions / ESJ_DIRECTIONS
+    return {"x": x - STEP_INNER / OUTER_RATIO * hypergradient, "y": y_T, "key": key}
+
+
 METHODS: dict[str, tuple[Callable, Callable]] = {
-    "soba": (soba_init, soba_step), "saba": (saba_init, saba_step), "amigo": (amigo_init, amigo_step)}
+    "soba": (soba_init, soba_step), "saba": (saba_init, saba_step), "amigo": (amigo_init, amigo_step),
+    "esj": (esj_init, esj_step)}
+FULL_BATCH_METHODS = ("esj",)
 
 
 # -- timing ---------------------------------------------------------------------------------------
@@ -261,10 +304,12 @@ class Timing:
     finite: bool
 
 
-def time_method(name: str, data: LogRegData, seconds: float = 2.0, steps: int = STEPS_PER_EPOCH,
+def time_method(name: str, data: LogRegData, seconds: float = 2.0, steps: int | None = None,
                 seed: int = 0, sampler: str = "hash") -> Timing:
     """Times epochs of `steps` steps of method `name` for about `seconds` (at least 5 epochs),
-    drawing batches with `sampler` (SAMPLERS)."""
+    drawing batches with `sampler` (SAMPLERS). Default `steps`: 128, 4 for a full-batch method."""
+    if steps is None:
+        steps = FULL_BATCH_STEPS_PER_EPOCH if name in FULL_BATCH_METHODS else STEPS_PER_EPOCH
     init, step = METHODS[name]
     make_key, split, randint = SAMPLERS[sampler]
     context = Context(jnp.asarray(data.train), jnp.asarray(data.val), split, randint)
@@ -278,7 +323,7 @@ def time_method(name: str, data: LogRegData, seconds: float = 2.0, steps: int = 
         start = time.perf_counter()
         state = jax.block_until_ready(epoch(state))
         per_step.append((time.perf_counter() - start) / steps * 1e6)
-    finite = bool(all(jnp.all(jnp.isfinite(state[k])) for k in ("x", "y", "v")))
+    finite = bool(all(jnp.all(jnp.isfinite(state[k])) for k in ("x", "y", "v") if k in state))
     return Timing(best_us=min(per_step), median_us=float(np.median(per_step)), compile_s=compile_s,
                   epochs=len(per_step), finite=finite)
 

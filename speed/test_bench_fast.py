@@ -4,9 +4,9 @@
 
 Not part of the test suite (minutes of builds; timings on shared machines are noisy). In order:
 
-- test_jax_reference[soba|saba|amigo-hash|threefry]: the JAX comparator (speed/jax_reference.py:
-  minimal jitted steps, 128-step `lax.scan` epochs, `block_until_ready`), with batches drawn by
-  our counter hash or by jax.random, skipped with a note without jax
+- test_jax_reference[soba|saba|amigo|esj-hash|threefry]: the JAX comparator (speed/jax_reference.py:
+  minimal jitted steps, 128-step `lax.scan` epochs (4 for ESJ's full batch), `block_until_ready`),
+  with batches drawn by our counter hash or by jax.random, skipped with a note without jax
   (`pip install -e ".[bench-jax]"`);
 - test_fast_path[solver]: each reference solver with its default parameters exported
   (`fast.export_steps`) and built with AOTInductor through the build cache
@@ -17,7 +17,7 @@ Not part of the test suite (minutes of builds; timings on shared machines are no
   not export today is reported as such, not as an error;
 - test_table: the table (printed, and written to BENCH_FAST_TABLE if set): µs per step fast and
   eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here with hash draws /
-  JAX SOBA there), for SOBA, SABA and AmIGO also the JAX figure measured here, fast / scaled JAX, and the
+  JAX SOBA there), for SOBA, SABA, AmIGO and ESJ also the JAX figure measured here, fast / scaled JAX, and the
   build times.
 
 A µs-per-step figure is the best call of CHUNK steps over about STEP_SECONDS (the median goes to
@@ -51,7 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # a 2-core Zen 4); BOME and ESJ (PZOBO there) are full batch.
 REFERENCE_US = {"soba": 9.0, "fsla": 13.1, "srba": 13.7, "saba": 40.8, "amigo": 73.4, "stocbio": 83.7,
                 "mrbo": 88.4, "f2sa": 102.0, "bome": 16_100.0, "esj": 29_900.0}
-JAX_METHODS = ("soba", "saba", "amigo")  # written in speed/jax_reference.py
+JAX_METHODS = ("soba", "saba", "amigo", "esj")  # written in speed/jax_reference.py
+# The comparators whose scale calibrates the reference's figures: dispatch-bound mini-batch
+# steps, like most of the reference list. ESJ's full batch is matrix products: its own scale is
+# printed, not folded into theirs.
+SCALE_METHODS = ("soba", "saba", "amigo")
 # Batch draws of the comparator: "hash" (our solvers' counter hash: the same work on both sides)
 # scales the reference's figures; "threefry" (jax.random) is reported next to it.
 JAX_SAMPLERS = ("hash", "threefry")
@@ -233,12 +237,15 @@ def table() -> str:
     # and the ratios at their median are printed too: a reading that one disturbed figure
     # cannot move much.
     scales = {name: _jax[SCALE_SAMPLER, name]["us"] / REFERENCE_US[name]
-              for name in JAX_METHODS if (SCALE_SAMPLER, name) in _jax}
+              for name in SCALE_METHODS if (SCALE_SAMPLER, name) in _jax}
     median = statistics.median(scales.values())
     at_median = ", ".join(f"{name} {_fast[name]['fast_us'] / (REFERENCE_US[name] * median):.2f}"
                           for name in SOLVERS if name in _fast and "error" not in _fast[name])
     notes.append("Scale by comparator: " + ", ".join(f"{name} {value:.2f}" for name, value in scales.items())
                  + f"; median {median:.2f}. fast / JAX scaled at the median scale: {at_median}.")
+    if (SCALE_SAMPLER, "esj") in _jax:  # compute-bound: the dispatch-bound scale does not carry over
+        notes.append(f"ESJ's own scale (full batch, JAX here / reference): "
+                     f"{_jax[SCALE_SAMPLER, 'esj']['us'] / REFERENCE_US['esj']:.2f}.")
     for sampler in JAX_SAMPLERS:
         measured = ", ".join(f"{name} {_jax[sampler, name]['us']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
         compile_s = ", ".join(f"{_jax[sampler, name]['compile_s']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
