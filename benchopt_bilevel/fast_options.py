@@ -57,26 +57,38 @@ def without_outer_loop_fusion() -> Iterator[None]:
 
 @contextlib.contextmanager
 def without_unused_subgraph_inputs() -> Iterator[None]:
-    """AOTInductor's C++ wrapper without a tensor handle for a loop's inputs its condition or
-    body never reads, for the length of a build.
+    """AOTInductor's C++ wrapper without a new tensor handle for a loop's inputs its condition or
+    body never reads, and with a borrowed one for the inputs it only reads, for the length of a
+    build.
 
     torch's `while_loop` hands every carry and every closed-over tensor to both the condition
-    and the body, and the wrapper (torch 2.13, `codegen_subgraph_prefix`) creates one tensor
-    handle per input at every iteration (a new at::Tensor, freed at the iteration's end), used
-    or not. A condition reads two of them (the counter and the count), so a loop closing over
-    M tensors paid for M - 2 handles per iteration for nothing, in each inner loop too. An input
-    with no reader is now skipped; nothing else of the generated code refers to it. Measured
-    with `speed/profile_fast_step.py --compare` (see docs/fast-vs-jax.md); `--unused-inputs`
-    builds without this. Where a torch version lacks that method, nothing is changed."""
+    and the body, and the wrapper (torch 2.13, `codegen_subgraph_prefix`) creates one owning
+    tensor handle per input at every iteration (a new at::Tensor sharing the outer one's
+    storage, freed at the iteration's end), used or not. A condition reads two of them (the
+    counter and the count), so a loop closing over M tensors paid for M - 2 handles per
+    iteration for nothing, in each inner loop too. Now:
+
+    - an input with no reader is skipped (nothing else of the generated code refers to it);
+    - an input whose outer handle outlives the subgraph, because the subgraph does not write
+      it back (the condition's inputs, a body's closed-over tensors, a branch's operands) and
+      does not return it, is a `ConstantHandle` on the outer one (AOTInductor's non-owning
+      handle, the one it gives constants): no at::Tensor is created, and its free at last use
+      is dropped (`make_buffer_free`). Its data are the same storage either way.
+
+    A loop's carries keep their owning handles: the body's end replaces their outer handles.
+    Measured with `speed/profile_fast_step.py --compare` (docs/fast-vs-jax.md); `--unused-inputs`
+    builds without this. Where a torch version lacks either method, nothing is changed."""
     try:
         from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu  # noqa: PLC0415 - private
     except ImportError:
         yield
         return
     original = CppWrapperCpu.__dict__.get("codegen_subgraph_prefix")
-    if original is None:
+    free = CppWrapperCpu.__dict__.get("make_buffer_free")
+    if original is None or free is None:
         yield
         return
+    borrowed_names: set[str] = set()  # subgraph input names are unique within a build
 
     def prefix(self, subgraph, outer_inputs, outer_outputs):
         read = _read_inputs(subgraph)
@@ -84,17 +96,52 @@ def without_unused_subgraph_inputs() -> Iterator[None]:
             return original(self, subgraph, outer_inputs, outer_outputs)
         all_inputs = dict(subgraph.graph.graph_inputs)
         kept = [(name, outer) for name, outer in zip(all_inputs, outer_inputs) if name in read]
+        returned, written_back = _output_names(subgraph), set(outer_outputs)
+        borrowed = [(name, outer) for name, outer in kept
+                    if isinstance(outer, str) and outer.isidentifier() and outer not in written_back
+                    and name not in returned and _is_tensor(all_inputs[name])]
+        owned = [(name, outer) for name, outer in kept if (name, outer) not in borrowed]
+        for name, outer in borrowed:
+            self.writeline(f"ConstantHandle {name}({outer});")
+        borrowed_names.update(name for name, _ in borrowed)
         try:
-            subgraph.graph.graph_inputs = {name: all_inputs[name] for name, _ in kept}
-            return original(self, subgraph, [outer for _, outer in kept], outer_outputs)
+            subgraph.graph.graph_inputs = {name: all_inputs[name] for name, _ in owned}
+            return original(self, subgraph, [outer for _, outer in owned], outer_outputs)
         finally:
             subgraph.graph.graph_inputs = all_inputs
 
+    def make_buffer_free(self, buffer):
+        if buffer.get_name() in borrowed_names:
+            return ""  # a borrowed handle: the outer one owns the tensor
+        return free(self, buffer)
+
     CppWrapperCpu.codegen_subgraph_prefix = prefix
+    CppWrapperCpu.make_buffer_free = make_buffer_free
     try:
         yield
     finally:
         CppWrapperCpu.codegen_subgraph_prefix = original
+        CppWrapperCpu.make_buffer_free = free
+
+
+def _is_tensor(value: Any) -> bool:
+    """An input the wrapper passes as a tensor handle (not a symbolic size)."""
+    try:
+        from torch._inductor import ir  # noqa: PLC0415 - private
+    except ImportError:
+        return False
+    return isinstance(value, ir.TensorBox)
+
+
+def _output_names(subgraph: Any) -> set[str]:
+    """The names of the buffers a subgraph returns or returns a view of."""
+    names = set()
+    for output in getattr(subgraph.graph, "graph_outputs", None) or ():
+        try:
+            names.add(output.get_name())
+        except (AttributeError, NotImplementedError):
+            pass
+    return names
 
 
 def _read_inputs(subgraph: Any) -> set[str] | None:
