@@ -188,6 +188,8 @@ def main() -> None:
                         help="build with Inductor's outer-loop fusion (fast builds turn it off)")
     parser.add_argument("--unused-inputs", action="store_true",
                         help="build with a handle for every loop input, read or not (torch's default)")
+    parser.add_argument("--conditions-by-item", action="store_true",
+                        help="build without fast_options.with_conditions_read_from_memory (torch's default)")
     parser.add_argument("--repeated-codegen-work", action="store_true",
                         help="build without fast_options.without_repeated_codegen_work (torch's default)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
@@ -230,6 +232,9 @@ def main() -> None:
                 patches.enter_context(mock.patch.object(fast, "without_outer_loop_fusion", contextlib.nullcontext))
             if args.unused_inputs:  # without fast_options.without_unused_subgraph_inputs
                 patches.enter_context(mock.patch.object(fast, "without_unused_subgraph_inputs",
+                                                        contextlib.nullcontext))
+            if args.conditions_by_item:  # without fast_options.with_conditions_read_from_memory
+                patches.enter_context(mock.patch.object(fast, "with_conditions_read_from_memory",
                                                         contextlib.nullcontext))
             if args.repeated_codegen_work:  # without fast_options.without_repeated_codegen_work
                 patches.enter_context(mock.patch.object(fast, "without_repeated_codegen_work",

@@ -102,3 +102,27 @@ def test_the_dtype_rules_are_registered_once_then_again_when_their_table_grows(m
     with pytest.raises(RuntimeError), fast_options.without_repeated_codegen_work():
         raise RuntimeError("a failed build")
     assert value_ranges.ValueRanges.__dict__["tighten"].__name__ == "tighten"
+
+
+def test_a_cpu_bool_item_reads_memory_and_other_items_are_left_to_torch():
+    import torch
+
+    class Writer:  # what codegen_tensor_item writes to
+        def __init__(self, device):
+            self.device, self.lines = device, []
+
+        def writeline(self, line):
+            self.lines.append(line)
+
+    original = wrapper.CppWrapperCpu.codegen_tensor_item
+    cpu, gpu, other = Writer("cpu"), Writer("cuda"), Writer("cpu")
+    with fast_options.with_conditions_read_from_memory():
+        wrapper.CppWrapperCpu.codegen_tensor_item(cpu, torch.bool, "cond", "cond_scalar")
+        wrapper.CppWrapperCpu.codegen_tensor_item(gpu, torch.bool, "cond", "cond_scalar")
+        wrapper.CppWrapperCpu.codegen_tensor_item(other, torch.float32, "t", "t_scalar")
+    assert wrapper.CppWrapperCpu.codegen_tensor_item is original
+    assert any("aoti_torch_get_data_ptr(cond, &cond_scalar_data)" in line for line in cpu.lines)
+    assert cpu.lines[-1] == "bool cond_scalar = *static_cast<const bool*>(cond_scalar_data);"
+    assert not any("item" in line for line in cpu.lines)
+    assert any("aoti_torch_item_bool(cond, &cond_scalar)" in line for line in gpu.lines)
+    assert any("aoti_torch_item_float32(t, &t_scalar)" in line for line in other.lines)
