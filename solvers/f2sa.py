@@ -101,8 +101,8 @@ class F2SA(Solver):
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "lambda0": LogUniform(1e-1, 1e2),
                     "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
-    # `inner` is not an input choice: a fast build holding the three inner optimizers took 164 to
-    # 200 s against about 30 s for one (ijcnn1), so a search builds once per optimizer drawn.
+    # `inner` is not an input choice: a fast build holding the three inner optimizers took 80 s
+    # against 30 s for one (ijcnn1, docs/compile.md), so a search builds once per optimizer drawn.
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)
