@@ -126,3 +126,61 @@ def test_a_cpu_bool_item_reads_memory_and_other_items_are_left_to_torch():
     assert not any("item" in line for line in cpu.lines)
     assert any("aoti_torch_item_bool(cond, &cond_scalar)" in line for line in gpu.lines)
     assert any("aoti_torch_item_float32(t, &t_scalar)" in line for line in other.lines)
+
+
+def test_read_only_inputs_borrow_the_outer_handle_and_carries_keep_their_own(monkeypatch):
+    import torch
+
+    class Lowering:
+        def __init__(self, module, prefix):
+            self.module = module
+            self.graph_inputs = {f"{prefix}_{n.target}": object() for n in module.graph.nodes if n.op == "placeholder"}
+            self.graph_outputs = []
+
+    class Subgraph:
+        def __init__(self, module, prefix):
+            self.graph = Lowering(module, prefix)
+
+    class Wrapper:
+        def __init__(self):
+            self.lines = []
+
+        def writeline(self, line):
+            self.lines.append(line)
+
+    class Buffer:
+        def __init__(self, name):
+            self.name = name
+
+        def get_name(self):
+            return self.name
+
+    def body(i, y, data):  # a carry i, a carry y, a closed-over data
+        return i + 1, y * data
+
+    monkeypatch.setattr(fast_options, "_is_tensor", lambda value: True)
+    handed, freed = [], []
+    monkeypatch.setattr(wrapper.CppWrapperCpu, "codegen_subgraph_prefix",
+                        lambda self, sub, outer_inputs, outer_outputs: handed.append(
+                            (list(sub.graph.graph_inputs), outer_inputs)))
+    monkeypatch.setattr(wrapper.CppWrapperCpu, "make_buffer_free",
+                        lambda self, buffer: freed.append(buffer.get_name()) or f"{buffer.get_name()}.reset();")
+    out = Wrapper()
+    subgraph = Subgraph(torch.fx.symbolic_trace(body), "body")
+    with fast_options.without_unused_subgraph_inputs():
+        # the carries' outer handles are written back by the body: owned; data only read: borrowed
+        wrapper.CppWrapperCpu.codegen_subgraph_prefix(out, subgraph, ["i0", "y0", "data0"], ["i0", "y0"])
+        # an outer input that is an expression, not a variable, is never borrowed
+        wrapper.CppWrapperCpu.codegen_subgraph_prefix(
+            out, Subgraph(torch.fx.symbolic_trace(body), "other"), ["i0", "y0", "view(data0)"], ["i0", "y0"])
+        # nor one the subgraph returns (its outer output takes an owning handle from it)
+        returning = Subgraph(torch.fx.symbolic_trace(body), "ret")
+        returning.graph.graph_outputs = [Buffer("ret_data")]
+        wrapper.CppWrapperCpu.codegen_subgraph_prefix(out, returning, ["i0", "y0", "data0"], ["out0"])
+        assert wrapper.CppWrapperCpu.make_buffer_free(out, Buffer("body_data")) == ""
+        assert wrapper.CppWrapperCpu.make_buffer_free(out, Buffer("body_y")) == "body_y.reset();"
+    assert out.lines == ["ConstantHandle body_data(data0);", "ConstantHandle ret_i(i0);", "ConstantHandle ret_y(y0);"]
+    assert handed == [(["body_i", "body_y"], ["i0", "y0"]),
+                      (["other_i", "other_y", "other_data"], ["i0", "y0", "view(data0)"]),
+                      (["ret_data"], ["data0"])]
+    assert freed == ["body_y"]
