@@ -48,11 +48,11 @@ def _eager(solver, oracles, state, n_steps):
     return state
 
 
-def _assert_close(got, expected):
+def _assert_close(got, expected, tolerance=1e-12):
     assert set(got) == set(expected)
     for k in expected:
         if expected[k].is_floating_point():
-            assert float((got[k] - expected[k]).abs().max()) <= 1e-12, k
+            assert float((got[k] - expected[k]).abs().max()) <= tolerance, k
         else:
             assert torch.equal(got[k], expected[k]), k
 
@@ -108,7 +108,15 @@ def test_own_loops_are_one_body_in_the_graph(name, count, small, large):
 def test_lancbio_library_builds_and_gives_the_eager_iterates(tmp_path):
     """The built library, not only the exported graph: LancBiO's step solves its projected
     tridiagonal system (`linalg.small_solve`), which AOTInductor could not build while it went
-    through `torch.linalg.solve` (a side-effecting error check inside the loop body). About 30 s."""
+    through `torch.linalg.solve` (a side-effecting error check inside the loop body). About 30 s.
+
+    4 steps within 1e-12, as every solver's exported graph; 30 steps, across two restarts and
+    two growths of the Krylov basis, within 1e-10. The library's kernels round differently from
+    eager (Inductor vectorizes for the CPU it builds on) and the Lanczos recurrence amplifies
+    it: basis_Q 1.4e-12 apart after 30 steps on an AVX2 CPU (vectors of 4 doubles), under 1e-12
+    on an AVX-512 one (where this check passed at 1e-12). An error of the library's arithmetic
+    (a stale basis, a wrong branch) would move entries of an orthonormal basis at their own
+    scale, O(1)."""
     problem = build_quadratic()
     name, overrides = CASES["lancbio"]
     solver = get_solver(name)(**overrides)
@@ -116,4 +124,5 @@ def test_lancbio_library_builds_and_gives_the_eager_iterates(tmp_path):
     state = _start(solver, oracles, problem)
     package = fast.build_library(fast.export_steps(solver, oracles, state), str(tmp_path / "lancbio.pt2"))
     chunk = fast.steps_function(fast.load_library(package), solver, list(state))
-    _assert_close(chunk(dict(state), 30), _eager(solver, oracles, dict(state), 30))
+    _assert_close(chunk(dict(state), 4), _eager(solver, oracles, dict(state), 4))
+    _assert_close(chunk(dict(state), 30), _eager(solver, oracles, dict(state), 30), tolerance=1e-10)
