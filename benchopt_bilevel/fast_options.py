@@ -215,38 +215,99 @@ def without_repeated_codegen_work() -> Iterator[None]:
 
 @contextlib.contextmanager
 def with_conditions_read_from_memory() -> Iterator[None]:
-    """A CPU library's loop conditions (and any other bool `.item()` of its wrapper) read from the
-    bool's memory, for the length of a build.
+    """A CPU library's loop conditions read from memory, for the length of a build.
 
-    AOTInductor's C++ wrapper (torch 2.13, `codegen_tensor_item`) reads a `while_loop`'s
-    condition through `aoti_torch_item_bool`, i.e. `at::Tensor::item()` through the dispatcher,
-    at every iteration of every loop. On the CPU the condition is a one-element bool the loop
-    condition's kernel has just written: reading its data pointer gives the same value without
-    the dispatch. Measured (`speed/profile_fast_step.py --compare`, one process, ijcnn1):
-    AmIGO 43.7 -> 39.8 µs per step, stocBiO 44.9 -> 42.1 (two inner loops of 10 iterations per
-    step each). A GPU wrapper, or another dtype, is left as it is; where a torch version lacks
-    the method, nothing is changed."""
+    AOTInductor's C++ wrapper (torch 2.13) evaluates a `while_loop`'s condition at every
+    iteration by running the condition's subgraph, which allocates a one-element bool and calls
+    a kernel writing `i < n` into it, and then reads that bool through `aoti_torch_item_bool`,
+    i.e. `at::Tensor::item()` through the dispatcher. Here:
+
+    - a condition that is `i < n` on two 0-dim int64 tensors (`linalg.repeat`'s, the step
+      loop's) is one C++ comparison of the two values read from their data pointers: no
+      allocation, no kernel call;
+    - any other bool `item()` of a CPU wrapper reads the bool's data pointer.
+
+    Measured (`speed/profile_fast_step.py --compare`, one process, ijcnn1): the item read alone
+    took AmIGO 43.7 -> 39.8 µs per step and stocBiO 44.9 -> 42.1 (two inner loops of 10
+    iterations per step each). A GPU wrapper, or another dtype, is left as it is; where a torch
+    version lacks the methods, nothing is changed."""
     try:
         from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu  # noqa: PLC0415 - private
     except ImportError:
         yield
         return
-    original = CppWrapperCpu.__dict__.get("codegen_tensor_item")
-    if original is None:
+    item = CppWrapperCpu.__dict__.get("codegen_tensor_item")
+    subgraph_code = CppWrapperCpu.__dict__.get("codegen_subgraph")
+    if item is None or subgraph_code is None:
         yield
         return
+    direct: dict[str, str] = {}  # a condition's output handle -> the C++ bool computed instead
+
+    def codegen_subgraph(self, subgraph, outer_inputs, outer_outputs):
+        operands = _less_than_operands(subgraph) if getattr(self, "device", None) == "cpu" else None
+        if operands is None or len(outer_outputs) != 1:
+            return subgraph_code(self, subgraph, outer_inputs, outer_outputs)
+        left, right = (outer_inputs[k] for k in operands)
+        if not (isinstance(left, str) and left.isidentifier() and isinstance(right, str) and right.isidentifier()):
+            return subgraph_code(self, subgraph, outer_inputs, outer_outputs)
+        out = outer_outputs[0]
+        # The subgraph is still generated (the wrapper's memory planning reads its scheduler,
+        # and a later subgraph may call the kernel it defines), then its lines are dropped but
+        # its kernel definitions: its kernel stays defined, and is not called here.
+        start = len(self.lines)
+        subgraph_code(self, subgraph, outer_inputs, outer_outputs)
+        self.lines[start:] = [line for line in self.lines[start:] if type(line).__name__ == "KernelDefinitionLine"]
+        self.writeline(f"// subgraph: {subgraph.name}, {left} < {right} read from memory")
+        for side, handle in (("left", left), ("right", right)):
+            self.writeline(f"void* {out}_{side};")
+            self.writeline(f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr({handle}, &{out}_{side}));")
+        self.writeline(f"bool {out}_direct = *static_cast<const int64_t*>({out}_left) < "
+                       f"*static_cast<const int64_t*>({out}_right);")
+        direct[out] = f"{out}_direct"
+        return None
 
     def codegen_tensor_item(self, dtype, tensor, scalar, indented_buffer=None):
         if dtype != torch.bool or getattr(self, "device", None) != "cpu":
-            return original(self, dtype, tensor, scalar, indented_buffer)
+            return item(self, dtype, tensor, scalar, indented_buffer)
         writer = indented_buffer or self
+        if tensor in direct:
+            writer.writeline(f"bool {scalar} = {direct[tensor]};")
+            return None
         writer.writeline(f"void* {scalar}_data;")
         writer.writeline(f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr({tensor}, &{scalar}_data));")
         writer.writeline(f"bool {scalar} = *static_cast<const bool*>({scalar}_data);")
         return None
 
+    CppWrapperCpu.codegen_subgraph = codegen_subgraph
     CppWrapperCpu.codegen_tensor_item = codegen_tensor_item
     try:
         yield
     finally:
-        CppWrapperCpu.codegen_tensor_item = original
+        CppWrapperCpu.codegen_subgraph = subgraph_code
+        CppWrapperCpu.codegen_tensor_item = item
+
+
+def _less_than_operands(subgraph: Any) -> tuple[int, int] | None:
+    """(k, l) when the subgraph returns `input_k < input_l` of two 0-dim int64 inputs, else None."""
+    module = getattr(subgraph.graph, "module", None)
+    graph = getattr(module, "graph", None)
+    if graph is None:
+        return None
+    nodes = list(graph.nodes)
+    placeholders = [node for node in nodes if node.op == "placeholder"]
+    calls = [node for node in nodes if node.op == "call_function"]
+    outputs = [node for node in nodes if node.op == "output"]
+    if len(calls) != 1 or len(outputs) != 1 or calls[0].target is not torch.ops.aten.lt.Tensor:
+        return None
+    returned = outputs[0].args[0]
+    returned = returned[0] if isinstance(returned, (tuple, list)) and len(returned) == 1 else returned
+    left, right = calls[0].args[:2] if len(calls[0].args) >= 2 else (None, None)
+    if returned is not calls[0] or left not in placeholders or right not in placeholders:
+        return None
+    for operand in (left, right):
+        value = operand.meta.get("val")
+        if not isinstance(value, torch.Tensor) or value.dim() != 0 or value.dtype != torch.int64:
+            return None
+        if value.device.type != "cpu":
+            return None
+    return placeholders.index(left), placeholders.index(right)

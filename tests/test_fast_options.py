@@ -184,3 +184,25 @@ def test_read_only_inputs_borrow_the_outer_handle_and_carries_keep_their_own(mon
                       (["other_i", "other_y", "other_data"], ["i0", "y0", "view(data0)"]),
                       (["ret_data"], ["data0"])]
     assert freed == ["body_y"]
+
+
+def test_a_loop_condition_i_less_than_n_on_int64_scalars_is_recognised_and_nothing_else():
+    import torch
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    class Lowering:
+        def __init__(self, module):
+            self.module = module
+
+    class Subgraph:
+        def __init__(self, fn, *args):
+            self.graph = Lowering(make_fx(fn, tracing_mode="fake")(*args))
+
+    i, n, x = torch.tensor(0), torch.tensor(5), torch.zeros(3)
+    assert fast_options._less_than_operands(Subgraph(lambda i, x, n: i < n, i, x, n)) == (0, 2)
+    assert fast_options._less_than_operands(Subgraph(lambda i, x, n: n < i, i, x, n)) == (2, 0)
+    assert fast_options._less_than_operands(Subgraph(lambda i, x, n: i <= n, i, x, n)) is None
+    assert fast_options._less_than_operands(Subgraph(lambda i, x, n: (i + 1) < n, i, x, n)) is None
+    assert fast_options._less_than_operands(Subgraph(lambda a, b: a < b, x, x)) is None  # not 0-dim
+    half = torch.tensor(0.5)
+    assert fast_options._less_than_operands(Subgraph(lambda a, b: a < b, half, half)) is None  # not int64
