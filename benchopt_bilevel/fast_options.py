@@ -4,7 +4,8 @@ this file with the rest of the engine's code)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+import importlib
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -26,6 +27,42 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
 # instead of 16; inlined draws cost nothing measurable anyway (the oracles-only variant).
 
 
+def _private_module(module: str) -> Any | None:
+    """One of torch's private modules, or None where this torch version has no such module."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _private_class(module: str, name: str) -> type | None:
+    """One of torch's private classes, or None where this torch version has no such class."""
+    return getattr(_private_module(module), name, None)
+
+
+def _own_methods(owner: type | None, *names: str) -> dict[str, Callable] | None:
+    """`owner`'s own definitions of `names` (not inherited ones), or None where one is missing:
+    a patch applies only to the torch code it was written against."""
+    if owner is None or not all(name in owner.__dict__ for name in names):
+        return None
+    return {name: owner.__dict__[name] for name in names}
+
+
+@contextlib.contextmanager
+def _replaced(owner: type, methods: dict[str, Callable]) -> Iterator[None]:
+    """`owner`'s methods replaced by `methods` for the length of the block, the originals put
+    back after it, also after an error (a failed build leaves torch as it found it)."""
+    originals = {name: owner.__dict__[name] for name in methods}
+    for name, method in methods.items():
+        setattr(owner, name, method)
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(owner, name, method)
+
+
+
 @contextlib.contextmanager
 def without_outer_loop_fusion() -> Iterator[None]:
     """Inductor's C++ backend without its outer-loop fusion, for the length of a build.
@@ -41,20 +78,12 @@ def without_outer_loop_fusion() -> Iterator[None]:
     so the fusion-depth query of its C++ scheduler answers "none" while the build runs; where a
     torch version lacks that method, nothing is changed.
     """
-    try:
-        from torch._inductor.codegen.cpp import CppScheduling  # noqa: PLC0415 - private, optional
-    except ImportError:
+    scheduling = _private_class("torch._inductor.codegen.cpp", "CppScheduling")
+    if _own_methods(scheduling, "_get_outer_loop_fusion_depth") is None:
         yield
         return
-    original = CppScheduling.__dict__.get("_get_outer_loop_fusion_depth")
-    if original is None:
+    with _replaced(scheduling, {"_get_outer_loop_fusion_depth": lambda self, node1, node2: 0}):
         yield
-        return
-    CppScheduling._get_outer_loop_fusion_depth = lambda self, node1, node2: 0
-    try:
-        yield
-    finally:
-        CppScheduling._get_outer_loop_fusion_depth = original
 
 
 @contextlib.contextmanager
@@ -80,16 +109,12 @@ def without_unused_subgraph_inputs() -> Iterator[None]:
     A loop's carries keep their owning handles: the body's end replaces their outer handles.
     Measured with `speed/profile_fast_step.py --compare` (docs/fast-vs-jax.md); `--unused-inputs`
     builds without this. Where a torch version lacks either method, nothing is changed."""
-    try:
-        from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu  # noqa: PLC0415 - private
-    except ImportError:
+    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
+    originals = _own_methods(wrapper, "codegen_subgraph_prefix", "make_buffer_free")
+    if originals is None:
         yield
         return
-    original = CppWrapperCpu.__dict__.get("codegen_subgraph_prefix")
-    free = CppWrapperCpu.__dict__.get("make_buffer_free")
-    if original is None or free is None:
-        yield
-        return
+    original, free = originals["codegen_subgraph_prefix"], originals["make_buffer_free"]
     borrowed_names: set[str] = set()  # subgraph input names are unique within a build
 
     def prefix(self, subgraph, outer_inputs, outer_outputs):
@@ -117,13 +142,8 @@ def without_unused_subgraph_inputs() -> Iterator[None]:
             return ""  # a borrowed handle: the outer one owns the tensor
         return free(self, buffer)
 
-    CppWrapperCpu.codegen_subgraph_prefix = prefix
-    CppWrapperCpu.make_buffer_free = make_buffer_free
-    try:
+    with _replaced(wrapper, {"codegen_subgraph_prefix": prefix, "make_buffer_free": make_buffer_free}):
         yield
-    finally:
-        CppWrapperCpu.codegen_subgraph_prefix = original
-        CppWrapperCpu.make_buffer_free = free
 
 
 def _is_tensor(value: Any) -> bool:
@@ -176,41 +196,35 @@ def without_repeated_codegen_work() -> Iterator[None]:
     the Python part of a build about 30 % shorter (SABA 20.8 -> 14.1 s, AmIGO 22.4 -> 14.9 s);
     the packages' kernel and wrapper sources identical but for their temporary paths. Where a
     torch version lacks either, nothing is changed for it."""
-    restore = []
-    try:
-        from torch.utils._sympy.value_ranges import ValueRanges  # noqa: PLC0415 - private
-        tighten = ValueRanges.__dict__.get("tighten")
-        if tighten is not None:
-            def tighten_unless_equal(self, other):
-                return self if other is self or other == self else tighten(self, other)
+    replacements: list[tuple[type, dict[str, Callable]]] = []
+    value_ranges = _private_class("torch.utils._sympy.value_ranges", "ValueRanges")
+    if (own := _own_methods(value_ranges, "tighten")) is not None:
+        tighten = own["tighten"]
 
-            ValueRanges.tighten = tighten_unless_equal
-            restore.append((ValueRanges, "tighten", tighten))
-    except ImportError:
-        pass
-    try:
-        from torch._inductor import dtype_propagation, utils  # noqa: PLC0415 - private
-        from torch._inductor.codegen import common  # noqa: PLC0415 - private
-        handler = dtype_propagation.DtypePropagationOpsHandler
-        init = handler.__dict__.get("__init__")
-        if init is not None:
-            def tables() -> tuple[int, int]:
-                return len(utils.op_dtype_propagation_rules), len(common.pointwise_overrides_data)
+        def tighten_unless_equal(self, other):
+            return self if other is self or other == self else tighten(self, other)
 
-            def init_once(self) -> None:
-                if self.__dict__.get("_fast_tables") != tables():
-                    init(self)
-                    self._fast_tables = tables()
+        replacements.append((value_ranges, {"tighten": tighten_unless_equal}))
+    handler = _private_class("torch._inductor.dtype_propagation", "DtypePropagationOpsHandler")
+    utils = _private_module("torch._inductor.utils")
+    common = _private_module("torch._inductor.codegen.common")
+    tables_known = hasattr(utils, "op_dtype_propagation_rules") and hasattr(common, "pointwise_overrides_data")
+    if tables_known and (own := _own_methods(handler, "__init__")) is not None:
+        init = own["__init__"]
 
-            handler.__init__ = init_once
-            restore.append((handler, "__init__", init))
-    except (ImportError, AttributeError):
-        pass
-    try:
+        def tables() -> tuple[int, int]:
+            return len(utils.op_dtype_propagation_rules), len(common.pointwise_overrides_data)
+
+        def init_once(self) -> None:
+            if self.__dict__.get("_fast_tables") != tables():
+                init(self)
+                self._fast_tables = tables()
+
+        replacements.append((handler, {"__init__": init_once}))
+    with contextlib.ExitStack() as stack:
+        for owner, methods in replacements:
+            stack.enter_context(_replaced(owner, methods))
         yield
-    finally:
-        for owner, name, original in restore:
-            setattr(owner, name, original)
 
 
 @contextlib.contextmanager
@@ -231,16 +245,12 @@ def with_conditions_read_from_memory() -> Iterator[None]:
     took AmIGO 43.7 -> 39.8 µs per step and stocBiO 44.9 -> 42.1 (two inner loops of 10
     iterations per step each). A GPU wrapper, or another dtype, is left as it is; where a torch
     version lacks the methods, nothing is changed."""
-    try:
-        from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu  # noqa: PLC0415 - private
-    except ImportError:
+    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
+    originals = _own_methods(wrapper, "codegen_tensor_item", "codegen_subgraph")
+    if originals is None:
         yield
         return
-    item = CppWrapperCpu.__dict__.get("codegen_tensor_item")
-    subgraph_code = CppWrapperCpu.__dict__.get("codegen_subgraph")
-    if item is None or subgraph_code is None:
-        yield
-        return
+    item, subgraph_code = originals["codegen_tensor_item"], originals["codegen_subgraph"]
     direct: dict[str, str] = {}  # a condition's output handle -> the C++ bool computed instead
 
     def codegen_subgraph(self, subgraph, outer_inputs, outer_outputs):
@@ -278,13 +288,8 @@ def with_conditions_read_from_memory() -> Iterator[None]:
         writer.writeline(f"bool {scalar} = *static_cast<const bool*>({scalar}_data);")
         return None
 
-    CppWrapperCpu.codegen_subgraph = codegen_subgraph
-    CppWrapperCpu.codegen_tensor_item = codegen_tensor_item
-    try:
+    with _replaced(wrapper, {"codegen_subgraph": codegen_subgraph, "codegen_tensor_item": codegen_tensor_item}):
         yield
-    finally:
-        CppWrapperCpu.codegen_subgraph = subgraph_code
-        CppWrapperCpu.codegen_tensor_item = item
 
 
 def _less_than_operands(subgraph: Any) -> tuple[int, int] | None:

@@ -206,3 +206,22 @@ def test_a_loop_condition_i_less_than_n_on_int64_scalars_is_recognised_and_nothi
     assert fast_options._less_than_operands(Subgraph(lambda a, b: a < b, x, x)) is None  # not 0-dim
     half = torch.tensor(0.5)
     assert fast_options._less_than_operands(Subgraph(lambda a, b: a < b, half, half)) is None  # not int64
+
+
+def test_a_patch_applies_only_to_a_class_that_defines_every_method_it_replaces():
+    class Base:
+        def inherited(self):
+            return "base"
+
+    class Owner(Base):
+        def own(self):
+            return "own"
+
+    assert fast_options._own_methods(Owner, "own") == {"own": Owner.__dict__["own"]}
+    assert fast_options._own_methods(Owner, "own", "inherited") is None  # not Owner's to patch
+    assert fast_options._own_methods(None, "own") is None  # a torch without the class
+    assert fast_options._private_class("torch._inductor.no_such_module", "Anything") is None
+    with pytest.raises(RuntimeError), fast_options._replaced(Owner, {"own": lambda self: "patched"}):
+        assert Owner().own() == "patched"
+        raise RuntimeError("a failed build")
+    assert Owner().own() == "own"
