@@ -87,7 +87,7 @@ def without_outer_loop_fusion() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def without_unused_subgraph_inputs() -> Iterator[None]:
+def without_unused_subgraph_inputs(borrow_carries: bool = True) -> Iterator[None]:
     """AOTInductor's C++ wrapper without a new tensor handle for a loop's inputs its condition or
     body never reads, and with a borrowed one for the inputs it only reads, for the length of a
     build.
@@ -100,15 +100,18 @@ def without_unused_subgraph_inputs() -> Iterator[None]:
     iteration for nothing, in each inner loop too. Now:
 
     - an input with no reader is skipped (nothing else of the generated code refers to it);
-    - an input whose outer handle outlives the subgraph, because the subgraph does not write
-      it back (the condition's inputs, a body's closed-over tensors, a branch's operands) and
-      does not return it, is a `ConstantHandle` on the outer one (AOTInductor's non-owning
-      handle, the one it gives constants): no at::Tensor is created, and its free at last use
-      is dropped (`make_buffer_free`). Its data are the same storage either way.
+    - an input the subgraph reads and does not return, and whose outer reference is a variable,
+      is a `ConstantHandle` on the outer handle (AOTInductor's non-owning handle, the one it
+      gives constants): no at::Tensor is created, and its free at last use is dropped
+      (`make_buffer_free`). Its data are the same storage either way. The outer handle
+      outlives every use: a condition's inputs, a body's closed-over tensors and a branch's
+      operands are not written back, and a loop's carries are replaced only after the body's
+      last line (`codegen_subgraph_suffix`: reset, then move the body's output in), which is
+      why an input the subgraph returns, or a view of it, keeps an owning handle.
 
-    A loop's carries keep their owning handles: the body's end replaces their outer handles.
     Measured with `speed/profile_fast_step.py --compare` (docs/fast-vs-jax.md); `--unused-inputs`
-    builds without this. Where a torch version lacks either method, nothing is changed."""
+    builds without this, `--carries-owned` (borrow_carries=False) with owning handles for the
+    carries. Where a torch version lacks either method, nothing is changed."""
     wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
     originals = _own_methods(wrapper, "codegen_subgraph_prefix", "make_buffer_free")
     if originals is None:
@@ -123,9 +126,9 @@ def without_unused_subgraph_inputs() -> Iterator[None]:
             return original(self, subgraph, outer_inputs, outer_outputs)
         all_inputs = dict(subgraph.graph.graph_inputs)
         kept = [(name, outer) for name, outer in zip(all_inputs, outer_inputs) if name in read]
-        returned, written_back = _output_names(subgraph), set(outer_outputs)
+        returned = _output_names(subgraph)
         borrowed = [(name, outer) for name, outer in kept
-                    if isinstance(outer, str) and outer.isidentifier() and outer not in written_back
+                    if isinstance(outer, str) and outer.isidentifier() and (borrow_carries or outer not in outer_outputs)
                     and name not in returned and _is_tensor(all_inputs[name])]
         owned = [(name, outer) for name, outer in kept if (name, outer) not in borrowed]
         for name, outer in borrowed:
@@ -144,6 +147,65 @@ def without_unused_subgraph_inputs() -> Iterator[None]:
 
     with _replaced(wrapper, {"codegen_subgraph_prefix": prefix, "make_buffer_free": make_buffer_free}):
         yield
+
+
+@contextlib.contextmanager
+def with_loop_invariants_hoisted() -> Iterator[None]:
+    """A `while_loop`'s closed-over views made once before the loop, not at every iteration,
+    for the length of a build.
+
+    AOTInductor's C++ wrapper (torch 2.13, `codegen_while_loop`) writes a closed-over input that
+    is a view of an outer buffer (a 0-dim view of the parameter vector: an inner loop's step
+    size) as an expression, `wrap_with_raii_handle_if_needed(reinterpret_tensor_wrapper(...))`,
+    evaluated inside the loop: a new TensorImpl per iteration, and a new handle on it for the
+    body. The loop does not change what a closed-over input refers to, so the expression is
+    evaluated once into a variable declared just before the loop; the body then borrows that
+    variable (`without_unused_subgraph_inputs`). Other inputs are left as they are. Where a torch
+    version lacks the method, nothing is changed."""
+    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
+    originals = _own_methods(wrapper, "codegen_while_loop")
+    if originals is None:
+        yield
+        return
+    loop_code = originals["codegen_while_loop"]
+
+    def codegen_while_loop(self, while_loop, *args, **kwargs):
+        inputs = getattr(while_loop, "additional_inputs", None)
+        if not inputs:
+            return loop_code(self, while_loop, *args, **kwargs)
+        hoisted = []
+        for k, node in enumerate(inputs):
+            reference = node.codegen_reference()
+            if not (isinstance(reference, str) and reference.startswith(_OWNING_VIEW)):
+                hoisted.append(node)
+                continue
+            name = f"{while_loop.get_name()}_invariant{k}"
+            self.writeline(f"auto {name} = {reference};  // closed over by the loop below, made once")
+            hoisted.append(_NamedReference(node, name))
+        while_loop.additional_inputs = hoisted
+        try:
+            return loop_code(self, while_loop, *args, **kwargs)
+        finally:
+            while_loop.additional_inputs = inputs
+
+    with _replaced(wrapper, {"codegen_while_loop": codegen_while_loop}):
+        yield
+
+
+_OWNING_VIEW = "wrap_with_raii_handle_if_needed("  # a view the expression's value owns
+
+
+class _NamedReference:
+    """An IR node whose generated code refers to it by `name` (a variable made before a loop)."""
+
+    def __init__(self, node: Any, name: str):
+        self._node, self._name = node, name
+
+    def codegen_reference(self, *args: Any, **kwargs: Any) -> str:
+        return self._name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._node, attribute)
 
 
 def _is_tensor(value: Any) -> bool:

@@ -16,9 +16,12 @@ solvers/amigo.py), in the reference's style:
   same work), or "threefry", JAX's default PRNG (`jax.random`), whose draws cost as much as
   SOBA's arithmetic here (the reference itself cycles through a shuffled order of batches);
 - ESJ (PZOBO) is full batch: its Q + 1 inner runs of T gradient steps from the same y, at x and
-  at the Q perturbed points x + μ u_q, are one `jax.vmap`ped run, as in the reference's code, so
-  its time is matrix products over all of the training rows, not dispatch. The SOBA ratio that
-  scales the mini-batch figures says little about it: it is timed here for a figure of its own;
+  at the Q perturbed points x + μ u_q, are one `jax.vmap`ped run, so its time is matrix products
+  over all of the training rows, not dispatch. The reference's code (solvers/pzobo.py) vmaps the
+  Q perturbed runs and runs the one at x apart, matrix-vector products that read the rows T more
+  times: this comparator is, if anything, faster than the code behind the reference's figure.
+  The SOBA ratio that scales the mini-batch figures says little about it: it is timed here for a
+  figure of its own;
 - an epoch is `jax.jit` of a 128-step `lax.scan` (4 steps for ESJ, whose step is milliseconds); a time is wall clock around a call followed by
   `block_until_ready`, the first call (compilation) excluded.
 

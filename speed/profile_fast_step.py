@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import re
 import shutil
 import sys
@@ -192,6 +193,10 @@ def main() -> None:
                         help="build without fast_options.with_conditions_read_from_memory (torch's default)")
     parser.add_argument("--repeated-codegen-work", action="store_true",
                         help="build without fast_options.without_repeated_codegen_work (torch's default)")
+    parser.add_argument("--carries-owned", action="store_true",
+                        help="build with an owning handle per loop carry per iteration (the borrowed ones' default before)")
+    parser.add_argument("--invariants-in-loop", action="store_true",
+                        help="build without fast_options.with_loop_invariants_hoisted (torch's default)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="an Inductor option added to fast_options.INDUCTOR_OPTIONS (a Python literal)")
     parser.add_argument("--save", default=None, help="a path to keep the built package at")
@@ -233,6 +238,11 @@ def main() -> None:
             if args.unused_inputs:  # without fast_options.without_unused_subgraph_inputs
                 patches.enter_context(mock.patch.object(fast, "without_unused_subgraph_inputs",
                                                         contextlib.nullcontext))
+            if args.carries_owned:  # loop carries not borrowed by the body
+                patches.enter_context(mock.patch.object(fast, "without_unused_subgraph_inputs", functools.partial(
+                    fast_options.without_unused_subgraph_inputs, borrow_carries=False)))
+            if args.invariants_in_loop:  # without fast_options.with_loop_invariants_hoisted
+                patches.enter_context(mock.patch.object(fast, "with_loop_invariants_hoisted", contextlib.nullcontext))
             if args.conditions_by_item:  # without fast_options.with_conditions_read_from_memory
                 patches.enter_context(mock.patch.object(fast, "with_conditions_read_from_memory",
                                                         contextlib.nullcontext))

@@ -128,7 +128,8 @@ def test_a_cpu_bool_item_reads_memory_and_other_items_are_left_to_torch():
     assert any("aoti_torch_item_float32(t, &t_scalar)" in line for line in other.lines)
 
 
-def test_read_only_inputs_borrow_the_outer_handle_and_carries_keep_their_own(monkeypatch):
+@pytest.mark.parametrize("borrow_carries", [True, False])
+def test_read_inputs_borrow_the_outer_handle_unless_an_expression_or_returned(monkeypatch, borrow_carries):
     import torch
 
     class Lowering:
@@ -167,8 +168,9 @@ def test_read_only_inputs_borrow_the_outer_handle_and_carries_keep_their_own(mon
                         lambda self, buffer: freed.append(buffer.get_name()) or f"{buffer.get_name()}.reset();")
     out = Wrapper()
     subgraph = Subgraph(torch.fx.symbolic_trace(body), "body")
-    with fast_options.without_unused_subgraph_inputs():
-        # the carries' outer handles are written back by the body: owned; data only read: borrowed
+    with fast_options.without_unused_subgraph_inputs(borrow_carries=borrow_carries):
+        # the carries' outer handles are replaced after the body (borrowed, or owned when asked);
+        # data only read: borrowed
         wrapper.CppWrapperCpu.codegen_subgraph_prefix(out, subgraph, ["i0", "y0", "data0"], ["i0", "y0"])
         # an outer input that is an expression, not a variable, is never borrowed
         wrapper.CppWrapperCpu.codegen_subgraph_prefix(
@@ -178,12 +180,18 @@ def test_read_only_inputs_borrow_the_outer_handle_and_carries_keep_their_own(mon
         returning.graph.graph_outputs = [Buffer("ret_data")]
         wrapper.CppWrapperCpu.codegen_subgraph_prefix(out, returning, ["i0", "y0", "data0"], ["out0"])
         assert wrapper.CppWrapperCpu.make_buffer_free(out, Buffer("body_data")) == ""
-        assert wrapper.CppWrapperCpu.make_buffer_free(out, Buffer("body_y")) == "body_y.reset();"
-    assert out.lines == ["ConstantHandle body_data(data0);", "ConstantHandle ret_i(i0);", "ConstantHandle ret_y(y0);"]
-    assert handed == [(["body_i", "body_y"], ["i0", "y0"]),
-                      (["other_i", "other_y", "other_data"], ["i0", "y0", "view(data0)"]),
+        assert wrapper.CppWrapperCpu.make_buffer_free(out, Buffer("body_y")) == (
+            "" if borrow_carries else "body_y.reset();")
+    body_carries = ["ConstantHandle body_i(i0);", "ConstantHandle body_y(y0);"]
+    other_carries = ["ConstantHandle other_i(i0);", "ConstantHandle other_y(y0);"]
+    assert out.lines == ((body_carries if borrow_carries else []) + ["ConstantHandle body_data(data0);"]
+                         + (other_carries if borrow_carries else [])
+                         + ["ConstantHandle ret_i(i0);", "ConstantHandle ret_y(y0);"])
+    assert handed == [([] if borrow_carries else ["body_i", "body_y"], [] if borrow_carries else ["i0", "y0"]),
+                      (["other_data"] if borrow_carries else ["other_i", "other_y", "other_data"],
+                       ["view(data0)"] if borrow_carries else ["i0", "y0", "view(data0)"]),
                       (["ret_data"], ["data0"])]
-    assert freed == ["body_y"]
+    assert freed == ([] if borrow_carries else ["body_y"])
 
 
 def test_a_loop_condition_i_less_than_n_on_int64_scalars_is_recognised_and_nothing_else():
@@ -225,3 +233,38 @@ def test_a_patch_applies_only_to_a_class_that_defines_every_method_it_replaces()
         assert Owner().own() == "patched"
         raise RuntimeError("a failed build")
     assert Owner().own() == "own"
+
+
+def test_a_loops_closed_over_views_are_made_once_before_the_loop(monkeypatch):
+    class Node:
+        def __init__(self, reference):
+            self.reference = reference
+
+        def codegen_reference(self, writer=None):
+            return self.reference
+
+    class WhileLoop:
+        additional_inputs = [Node("buf1"), Node("wrap_with_raii_handle_if_needed(reinterpret_tensor_wrapper(buf2, 0))"),
+                             Node("s0 + 1")]
+
+        def get_name(self):
+            return "buf9"
+
+    class Wrapper:
+        def __init__(self):
+            self.lines = []
+
+        def writeline(self, line):
+            self.lines.append(line)
+
+    seen = []
+    monkeypatch.setattr(wrapper.CppWrapperCpu, "codegen_while_loop", lambda self, loop, stack_output=False: seen.append(
+        [node.codegen_reference() for node in loop.additional_inputs]))
+    out, loop = Wrapper(), WhileLoop()
+    inputs = loop.additional_inputs
+    with fast_options.with_loop_invariants_hoisted():
+        wrapper.CppWrapperCpu.codegen_while_loop(out, loop)
+    assert out.lines[0].startswith("auto buf9_invariant1 = wrap_with_raii_handle_if_needed(reinterpret_tensor_wrapper(buf2, 0));")
+    assert len(out.lines) == 1  # a variable and an integer expression are left as they are
+    assert seen == [["buf1", "buf9_invariant1", "s0 + 1"]]
+    assert loop.additional_inputs is inputs  # the loop's own inputs are put back after its code
