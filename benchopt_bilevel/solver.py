@@ -117,6 +117,11 @@ class Solver:
     reference_name: ClassVar[str | None] = None
     reference_params: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type] = type("Params", (), {})
+    # What `tune` searches: the method's own hyperparameters (step sizes, ratios, counts, and a
+    # choice its paper makes part of the method, such as AmIGO's linear solver). An inner
+    # optimizer other than the paper's (`inner=ai_sarah|srkc`) is a variant, not a dimension: a
+    # tuned entry under the method's name runs the method as published, and a variant is tuned as
+    # its own entry (`tune --solver "f2sa[inner=srkc]"`), with the whole trial budget.
     search_space: ClassVar[dict[str, LogUniform | IntRange | Choice]] = {}
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:

@@ -24,7 +24,7 @@ from benchopt_bilevel import inner as inner_lib
 from benchopt_bilevel import stochastic_inner
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.params import paper, reference
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 Tensor = torch.Tensor
 
@@ -86,8 +86,7 @@ class BOME(Solver):
                         "n_inner_steps": "n_inner_steps", "eta": "eta"}
     Params = BOMEParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
-                    "n_inner_steps": IntRange(1, 50), "eta": LogUniform(1e-2, 1.0),
-                    "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "n_inner_steps": IntRange(1, 50), "eta": LogUniform(1e-2, 1.0)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

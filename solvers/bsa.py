@@ -33,7 +33,7 @@ from benchopt_bilevel.hypergradient import implicit_hypergradient, sampled_hessi
 from benchopt_bilevel.linalg import random_neumann_product, repeat
 from benchopt_bilevel.params import paper, reference
 from benchopt_bilevel.schedules import make_schedule
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
 @dataclass
@@ -101,8 +101,7 @@ class BSA(Solver):
     # constant of a fast build costs no rebuild across tuning trials.
     static_params = ("inner_growth",)
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-1, 1e2),
-                    "n_inner_steps": IntRange(1, 50), "n_neumann_terms": IntRange(1, 50),
-                    "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "n_inner_steps": IntRange(1, 50), "n_neumann_terms": IntRange(1, 50)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

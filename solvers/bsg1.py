@@ -33,7 +33,7 @@ import torch
 from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.params import ours, paper
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 Tensor = torch.Tensor
 
@@ -89,8 +89,7 @@ class BSG1(Solver):
     )
     Params = BSG1Params
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
-                    "n_inner_steps": IntRange(1, 50),
-                    "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "n_inner_steps": IntRange(1, 50)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

@@ -31,7 +31,7 @@ from benchopt_bilevel import rng, stochastic_inner
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.linalg import repeat
 from benchopt_bilevel.params import paper, reference
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 Tensor = torch.Tensor
 
@@ -143,8 +143,7 @@ class ESJ(Solver):
     static_params = ("n_directions",)
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "outer_ratio": LogUniform(1e-2, 1e2),
                     "n_inner_steps": IntRange(1, 50), "n_directions": IntRange(1, 20),
-                    "smoothing": LogUniform(1e-3, 1.0),
-                    "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "smoothing": LogUniform(1e-3, 1.0)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

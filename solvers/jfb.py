@@ -25,7 +25,7 @@ from benchopt_bilevel import stochastic_inner
 from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.hypergradient import implicit_hypergradient
 from benchopt_bilevel.params import ours, paper
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 
 @dataclass
@@ -57,7 +57,7 @@ class JFB(Solver):
     )
     Params = JFBParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
-                    "n_inner_steps": IntRange(1, 50), "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "n_inner_steps": IntRange(1, 50)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

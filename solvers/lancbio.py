@@ -36,7 +36,7 @@ from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.hypergradient import implicit_hypergradient
 from benchopt_bilevel.linalg import lanczos_coefficients, lanczos_extend, lanczos_start
 from benchopt_bilevel.params import ours, paper
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 AUTHORS = "authors' code, Code/SyntheticProblem/main.py"
 
@@ -106,8 +106,7 @@ class LancBiO(Solver):
     # them constants. n_inner_steps is a loop count and stays an input.
     static_params = ("dim_start", "dim_max", "dim_freq", "dim_growth")
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
-                    "n_inner_steps": IntRange(1, 20), "dim_max": IntRange(1, 80),
-                    "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "n_inner_steps": IntRange(1, 20), "dim_max": IntRange(1, 80)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

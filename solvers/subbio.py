@@ -31,7 +31,7 @@ from benchopt_bilevel.errors import UserError
 from benchopt_bilevel.hypergradient import implicit_hypergradient
 from benchopt_bilevel.linalg import galerkin_coefficients, orthonormal_rows
 from benchopt_bilevel.params import ours, paper
-from benchopt_bilevel.solver import Choice, IntRange, LogUniform, Solver
+from benchopt_bilevel.solver import IntRange, LogUniform, Solver
 
 AUTHORS = "authors' code, Code/SyntheticProblem/main.py"
 
@@ -74,8 +74,7 @@ class SubBiO(Solver):
     )
     Params = SubBiOParams
     search_space = {"step_inner": LogUniform(1e-3, 1.0), "step_outer": LogUniform(1e-3, 1.0),
-                    "eta": LogUniform(1e-3, 1.0), "n_inner_steps": IntRange(1, 20),
-                    "inner": Choice(tuple(stochastic_inner.INNER_OPTIMIZERS))}
+                    "eta": LogUniform(1e-3, 1.0), "n_inner_steps": IntRange(1, 20)}
 
     def __init__(self, params=None, **overrides):
         super().__init__(params, **overrides)

@@ -1,5 +1,7 @@
-"""String choices a search draws (AmIGO's linear solver, F2SA's inner optimizer) are inputs of a
-fast build, so one build serves every trial of a search.
+"""String choices a search draws (AmIGO's linear solver) are inputs of a fast build, so one build
+serves every trial of a search. F2SA's inner optimizer, a variant no search draws, is switched
+the same way here: its options are loops of different bodies, so it checks a switch over nested
+loops.
 
 A solver lists them in `input_choices`; in the build they hold a `linalg.Selected` (the index of
 the value among the search space's options) and the step branches with `linalg.switch` (torch's
@@ -19,6 +21,7 @@ from benchopt_bilevel.linalg import Selected, switch
 from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver, solvers
 from benchopt_bilevel.solver import Choice, Solver, State
+from benchopt_bilevel.stochastic_inner import INNER_OPTIMIZERS
 
 TOLERANCE = 1e-12
 N_STEPS = 3
@@ -81,9 +84,16 @@ def test_switch_runs_only_the_chosen_branch_eager():
         switch("newton", {"sgd": branch("sgd")}, torch.zeros(2))
 
 
+def _options(cls: type[Solver], field: str) -> tuple[str, ...]:
+    choice = cls.search_space.get(field)
+    return choice.values if choice is not None else tuple(INNER_OPTIMIZERS)  # F2SA's inner: a variant
+
+
 def _instance(cls: type[Solver], field: str, value: str) -> Solver:
     solver = cls(**{field: value})
-    solver.input_choices = (field,)  # F2SA does not list its inner optimizer (build time)
+    # F2SA neither lists its inner optimizer (build time) nor searches it (a variant).
+    solver.input_choices = (field,)
+    solver.search_space = {**cls.search_space, field: Choice(_options(cls, field))}
     return solver
 
 
@@ -92,7 +102,7 @@ def _instance(cls: type[Solver], field: str, value: str) -> Solver:
 @pytest.mark.parametrize("solver_name, field", [("amigo", "linear_solver"), ("f2sa", "inner")])
 def test_one_exported_graph_runs_every_option(problem, solver_name, field):
     cls = get_solver(solver_name)
-    options = cls.search_space[field].values
+    options = _options(cls, field)
     built = _instance(cls, field, options[0])
     state = start_state(built, problem, seed=5)
     keys = list(state)
