@@ -33,8 +33,7 @@ from typing import Any, Callable
 
 import torch
 
-from .fast_options import (INDUCTOR_OPTIONS, with_conditions_read_from_memory, with_loop_invariants_hoisted,
-                           without_outer_loop_fusion, without_repeated_codegen_work, without_unused_subgraph_inputs)
+from .fast_options import INDUCTOR_OPTIONS, build_patches
 from .linalg import MISSING_ROW_GRAPH, Selected, row_graphs, unaliased
 from .oracles import Oracles
 from .solver import Solver, State
@@ -201,9 +200,7 @@ Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 def build_library(program: torch.export.ExportedProgram, package_path: str) -> str:
     """Compile `program` with AOTInductor into the package file `package_path`."""
-    with (torch.no_grad(), warnings.catch_warnings(), without_outer_loop_fusion(),
-          without_unused_subgraph_inputs(), without_repeated_codegen_work(), with_conditions_read_from_memory(),
-          with_loop_invariants_hoisted()):
+    with torch.no_grad(), warnings.catch_warnings(), build_patches():
         warnings.simplefilter("ignore", FutureWarning)
         return torch._inductor.aoti_compile_and_package(program, package_path=package_path,
                                                         inductor_configs=dict(INDUCTOR_OPTIONS))

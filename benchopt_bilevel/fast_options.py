@@ -4,10 +4,13 @@ this file with the rest of the engine's code)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 from typing import Any, Callable, Iterator
 
 import torch
+
+from .scratch_buffers import stack_scratch_buffers
 
 # Passed as `inductor_configs` to `aoti_compile_and_package`.
 INDUCTOR_OPTIONS: dict[str, Any] = {
@@ -189,6 +192,33 @@ def with_loop_invariants_hoisted() -> Iterator[None]:
             while_loop.additional_inputs = inputs
 
     with _replaced(wrapper, {"codegen_while_loop": codegen_while_loop}):
+        yield
+
+
+@contextlib.contextmanager
+def with_kernel_only_buffers_on_the_stack() -> Iterator[None]:
+    """A CPU library's buffers that only its kernels use live on the stack, for the length of a
+    build: the generated wrapper's source is rewritten by `scratch_buffers.stack_scratch_buffers`
+    (what qualifies, and why, is said there). Measured with `speed/profile_fast_step.py
+    --compare` (docs/fast-vs-jax.md); `--heap-buffers` builds without it. A GPU wrapper, or a
+    torch version whose `generate` returns something else, is left as it is."""
+    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
+    originals = _own_methods(wrapper, "generate")
+    if originals is None:
+        yield
+        return
+    generate = originals["generate"]
+
+    def generate_with_scratch(self, *args, **kwargs):
+        result = generate(self, *args, **kwargs)
+        if getattr(self, "device", None) != "cpu" or not (isinstance(result, tuple) and result):
+            return result
+        code = result[0]
+        if not (dataclasses.is_dataclass(code) and isinstance(getattr(code, "value", None), str)):
+            return result
+        return (dataclasses.replace(code, value=stack_scratch_buffers(code.value)), *result[1:])
+
+    with _replaced(wrapper, {"generate": generate_with_scratch}):
         yield
 
 
@@ -378,3 +408,15 @@ def _less_than_operands(subgraph: Any) -> tuple[int, int] | None:
         if value.device.type != "cpu":
             return None
     return placeholders.index(left), placeholders.index(right)
+
+
+@contextlib.contextmanager
+def build_patches() -> Iterator[None]:
+    """Every change above, for the length of one build (`fast.build_library`). Each is looked up
+    when a build starts, so that `speed/profile_fast_step.py` can build without one of them."""
+    with contextlib.ExitStack() as stack:
+        for patch in (without_outer_loop_fusion, without_unused_subgraph_inputs, without_repeated_codegen_work,
+                      with_conditions_read_from_memory, with_loop_invariants_hoisted,
+                      with_kernel_only_buffers_on_the_stack):
+            stack.enter_context(patch())
+        yield

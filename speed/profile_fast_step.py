@@ -197,6 +197,8 @@ def main() -> None:
                         help="build with an owning handle per loop carry per iteration (the borrowed ones' default before)")
     parser.add_argument("--invariants-in-loop", action="store_true",
                         help="build without fast_options.with_loop_invariants_hoisted (torch's default)")
+    parser.add_argument("--heap-buffers", action="store_true",
+                        help="build without fast_options.with_kernel_only_buffers_on_the_stack (torch's default)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="an Inductor option added to fast_options.INDUCTOR_OPTIONS (a Python literal)")
     parser.add_argument("--save", default=None, help="a path to keep the built package at")
@@ -234,20 +236,23 @@ def main() -> None:
         start = time.perf_counter()
         with contextlib.ExitStack() as patches:
             if args.outer_loop_fusion:  # the build without fast_options.without_outer_loop_fusion
-                patches.enter_context(mock.patch.object(fast, "without_outer_loop_fusion", contextlib.nullcontext))
+                patches.enter_context(mock.patch.object(fast_options, "without_outer_loop_fusion", contextlib.nullcontext))
             if args.unused_inputs:  # without fast_options.without_unused_subgraph_inputs
-                patches.enter_context(mock.patch.object(fast, "without_unused_subgraph_inputs",
+                patches.enter_context(mock.patch.object(fast_options, "without_unused_subgraph_inputs",
                                                         contextlib.nullcontext))
             if args.carries_owned:  # loop carries not borrowed by the body
-                patches.enter_context(mock.patch.object(fast, "without_unused_subgraph_inputs", functools.partial(
+                patches.enter_context(mock.patch.object(fast_options, "without_unused_subgraph_inputs", functools.partial(
                     fast_options.without_unused_subgraph_inputs, borrow_carries=False)))
             if args.invariants_in_loop:  # without fast_options.with_loop_invariants_hoisted
-                patches.enter_context(mock.patch.object(fast, "with_loop_invariants_hoisted", contextlib.nullcontext))
+                patches.enter_context(mock.patch.object(fast_options, "with_loop_invariants_hoisted", contextlib.nullcontext))
+            if args.heap_buffers:  # without fast_options.with_kernel_only_buffers_on_the_stack
+                patches.enter_context(mock.patch.object(fast_options, "with_kernel_only_buffers_on_the_stack",
+                                                        contextlib.nullcontext))
             if args.conditions_by_item:  # without fast_options.with_conditions_read_from_memory
-                patches.enter_context(mock.patch.object(fast, "with_conditions_read_from_memory",
+                patches.enter_context(mock.patch.object(fast_options, "with_conditions_read_from_memory",
                                                         contextlib.nullcontext))
             if args.repeated_codegen_work:  # without fast_options.without_repeated_codegen_work
-                patches.enter_context(mock.patch.object(fast, "without_repeated_codegen_work",
+                patches.enter_context(mock.patch.object(fast_options, "without_repeated_codegen_work",
                                                         contextlib.nullcontext))
             package = fast.build_library(program, f"{folder}/steps.pt2")
         build_s = time.perf_counter() - start

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 
 import pandas as pd
 import pytest
@@ -23,6 +24,7 @@ from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver
 from benchopt_bilevel.results import load_results
 from benchopt_bilevel.runner import _run, run_cell
+from benchopt_bilevel.scratch_buffers import scratch_count
 
 STEPS = 50
 QUADRATIC_SPEC = "quadratic[" + ",".join(f"{k}={v}" for k, v in WELL_CONDITIONED.items()) + "]"
@@ -68,6 +70,17 @@ def test_first_run_builds_and_records_it(soba_build):
     assert (rows["status"] == "ok").all() and (rows["path"] == "fast").all()
     assert not rows["build_cache_hit"].iloc[-1] and rows["message"].iloc[-1] == ""
     assert rows["step"].iloc[-1] == STEPS
+
+
+def test_the_built_wrapper_keeps_kernel_only_buffers_on_the_stack(soba_build):
+    """The rewrite of fast_options.with_kernel_only_buffers_on_the_stack reached the package that
+    was compiled (its wrapper's source is in the package), and the rows above came from it."""
+    directory, _ = soba_build
+    packages = [p for p in directory.glob("*.pt2") if not p.name.startswith(".")]
+    assert packages
+    with zipfile.ZipFile(packages[0]) as archive:
+        wrappers = [archive.read(m).decode() for m in archive.namelist() if m.endswith(".wrapper.cpp")]
+    assert wrappers and sum(scratch_count(code) for code in wrappers) > 0
 
 
 def test_fast_rows_equal_eager_rows(soba_build):
