@@ -11,9 +11,9 @@ allocation costs more than the arithmetic of a batch of 64 rows.
 the stack of the block that allocated it, wrapped in a `ScratchBuffer` that offers what the
 wrapper calls on it: `data_ptr()`, `reset()` (nothing to free) and a move (a buffer reused under
 another name). A buffer qualifies when it is allocated once, on the CPU, with sizes and strides
-known from `int_array` constants, at most `MAX_BYTES`, and every other mention of its name is
-`NAME.data_ptr()`, `NAME.reset();` or `auto OTHER = std::move(NAME);  // reuse` with OTHER
-qualifying too. Anything else (a loop carry moved out, an extern call's argument, a view, an
+known from `int_array` constants, at most `MAX_BYTES` (and all of them at most
+`MAX_TOTAL_BYTES`), and every other mention of its name is `NAME.data_ptr()`, `NAME.reset();` or
+`auto OTHER = std::move(NAME);  // reuse` with OTHER qualifying too. Anything else (a loop carry moved out, an extern call's argument, a view, an
 output) keeps the tensor. Lines are rewritten in place, never added, so the wrapper's line map
 still holds.
 """
@@ -22,6 +22,10 @@ from __future__ import annotations
 import re
 
 MAX_BYTES = 64 * 1024  # a stack array per buffer; larger ones keep their heap tensor
+# All of a wrapper's stack buffers together, whatever their blocks (a compiler may give every
+# block's arrays their own place in one frame): well under a thread's stack (8 MiB by default on
+# Linux, less for some worker threads). Buffers past it, in the order of the code, stay on the heap.
+MAX_TOTAL_BYTES = 512 * 1024
 
 ITEM_BYTES = {"float32": 4, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1,
               "bool": 1, "float16": 2, "bfloat16": 2}
@@ -99,7 +103,7 @@ def stack_scratch_buffers(code: str) -> str:
         match = _ALLOCATION.match(line)
         if match:
             allocations.setdefault(match.group(6), []).append(k)
-    changed = False
+    changed, total = False, 0
     for name, sites in allocations.items():
         if len(sites) != 1:
             continue
@@ -112,11 +116,12 @@ def stack_scratch_buffers(code: str) -> str:
                 or owned != f"RAIIAtenTensorHandle {name}({name}_handle);"):
             continue
         nbytes = _nbytes(sizes, strides, dtype)
-        if nbytes is None or nbytes > MAX_BYTES:
+        if nbytes is None or nbytes > MAX_BYTES or total + nbytes > MAX_TOTAL_BYTES:
             continue
         handles = {k - 1, k, k + 1}
         if not _only_kernel_uses(lines, name, handles, set()) or len(_mentions(lines, f"{name}_handle")) != 3:
             continue
+        total += nbytes
         lines[k - 1] = f"{indent}alignas(64) char {name}_storage[{max(nbytes, 1)}];"
         lines[k] = f"{indent}// {name}: {dtype} {list(sizes)}, read and written by kernels only: on the stack"
         lines[k + 1] = f"{indent}ScratchBuffer {name}{{{name}_storage}};"

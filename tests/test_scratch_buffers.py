@@ -3,7 +3,8 @@ rewrite of the C++ wrapper's text, checked here on wrapper lines written as AOTI
 them (torch 2.13); tests/test_fast.py checks a real build."""
 from __future__ import annotations
 
-from benchopt_bilevel.scratch_buffers import MAX_BYTES, SCRATCH_TYPE, scratch_count, stack_scratch_buffers
+from benchopt_bilevel.scratch_buffers import (MAX_BYTES, MAX_TOTAL_BYTES, SCRATCH_TYPE, scratch_count,
+                                              stack_scratch_buffers)
 
 PRELUDE = [
     "using namespace torch::aot_inductor;",
@@ -11,6 +12,7 @@ PRELUDE = [
     "static constexpr int64_t int_array_1[] = {1L, };",
     "static constexpr int64_t *int_array_2=nullptr;",
     f"static constexpr int64_t int_array_3[] = {{{MAX_BYTES}L, }};",
+    f"static constexpr int64_t int_array_4[] = {{{MAX_BYTES // 4}L, }};",
 ]
 
 
@@ -99,3 +101,13 @@ def test_a_name_is_matched_whole():
 def test_code_without_the_namespace_line_is_returned_as_it_is():
     code = "\n".join(allocation("buf0") + ["    k((float*)(buf0.data_ptr()));"])
     assert stack_scratch_buffers(code) == code
+
+
+def test_the_stack_buffers_together_stay_under_their_total():
+    count = MAX_TOTAL_BYTES // MAX_BYTES + 2  # float32 buffers of MAX_BYTES each, past the total
+    lines = []
+    for k in range(count):
+        lines += allocation(f"buf{k}", sizes="int_array_4") + [f"    k((float*)(buf{k}.data_ptr()));"]
+    out = rewrite(lines)
+    kept = [k for k in range(count) if on_stack(out, f"buf{k}")]
+    assert kept == list(range(MAX_TOTAL_BYTES // MAX_BYTES))  # the first ones, in the code's order
