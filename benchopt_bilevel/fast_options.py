@@ -65,6 +65,21 @@ def _replaced(owner: type, methods: dict[str, Callable]) -> Iterator[None]:
             setattr(owner, name, method)
 
 
+@contextlib.contextmanager
+def _patched(owner: type | None, names: tuple[str, ...],
+             replacements: Callable[[dict[str, Callable]], dict[str, Callable]]) -> Iterator[None]:
+    """`owner`'s methods `names` replaced by `replacements(originals)` for the length of the block;
+    nothing is changed where `owner` (a private torch class) or one of its methods is missing."""
+    originals = _own_methods(owner, *names)
+    if originals is None:
+        yield
+        return
+    with _replaced(owner, replacements(originals)):
+        yield
+
+
+_CPP_WRAPPER = ("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")  # AOTInductor's CPU wrapper
+
 
 @contextlib.contextmanager
 def without_outer_loop_fusion() -> Iterator[None]:
@@ -81,11 +96,8 @@ def without_outer_loop_fusion() -> Iterator[None]:
     so the fusion-depth query of its C++ scheduler answers "none" while the build runs; where a
     torch version lacks that method, nothing is changed.
     """
-    scheduling = _private_class("torch._inductor.codegen.cpp", "CppScheduling")
-    if _own_methods(scheduling, "_get_outer_loop_fusion_depth") is None:
-        yield
-        return
-    with _replaced(scheduling, {"_get_outer_loop_fusion_depth": lambda self, node1, node2: 0}):
+    with _patched(_private_class("torch._inductor.codegen.cpp", "CppScheduling"), ("_get_outer_loop_fusion_depth",),
+                  lambda originals: {"_get_outer_loop_fusion_depth": lambda self, node1, node2: 0}):
         yield
 
 
@@ -115,40 +127,39 @@ def without_unused_subgraph_inputs(borrow_carries: bool = True) -> Iterator[None
     Measured with `speed/profile_fast_step.py --compare` (docs/fast-vs-jax.md); `--unused-inputs`
     builds without this, `--carries-owned` (borrow_carries=False) with owning handles for the
     carries. Where a torch version lacks either method, nothing is changed."""
-    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
-    originals = _own_methods(wrapper, "codegen_subgraph_prefix", "make_buffer_free")
-    if originals is None:
-        yield
-        return
-    original, free = originals["codegen_subgraph_prefix"], originals["make_buffer_free"]
-    borrowed_names: set[str] = set()  # subgraph input names are unique within a build
 
-    def prefix(self, subgraph, outer_inputs, outer_outputs):
-        read = _read_inputs(subgraph)
-        if read is None:
-            return original(self, subgraph, outer_inputs, outer_outputs)
-        all_inputs = dict(subgraph.graph.graph_inputs)
-        kept = [(name, outer) for name, outer in zip(all_inputs, outer_inputs) if name in read]
-        returned = _output_names(subgraph)
-        borrowed = [(name, outer) for name, outer in kept
-                    if isinstance(outer, str) and outer.isidentifier() and (borrow_carries or outer not in outer_outputs)
-                    and name not in returned and _is_tensor(all_inputs[name])]
-        owned = [(name, outer) for name, outer in kept if (name, outer) not in borrowed]
-        for name, outer in borrowed:
-            self.writeline(f"ConstantHandle {name}({outer});")
-        borrowed_names.update(name for name, _ in borrowed)
-        try:
-            subgraph.graph.graph_inputs = {name: all_inputs[name] for name, _ in owned}
-            return original(self, subgraph, [outer for _, outer in owned], outer_outputs)
-        finally:
-            subgraph.graph.graph_inputs = all_inputs
+    def replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
+        original, free = originals["codegen_subgraph_prefix"], originals["make_buffer_free"]
+        borrowed_names: set[str] = set()  # subgraph input names are unique within a build
 
-    def make_buffer_free(self, buffer):
-        if buffer.get_name() in borrowed_names:
-            return ""  # a borrowed handle: the outer one owns the tensor
-        return free(self, buffer)
+        def prefix(self, subgraph, outer_inputs, outer_outputs):
+            read = _read_inputs(subgraph)
+            if read is None:
+                return original(self, subgraph, outer_inputs, outer_outputs)
+            all_inputs = dict(subgraph.graph.graph_inputs)
+            kept = [(name, outer) for name, outer in zip(all_inputs, outer_inputs) if name in read]
+            returned = _output_names(subgraph)
+            borrowed = [(name, outer) for name, outer in kept
+                        if isinstance(outer, str) and outer.isidentifier() and (borrow_carries or outer not in outer_outputs)
+                        and name not in returned and _is_tensor(all_inputs[name])]
+            owned = [(name, outer) for name, outer in kept if (name, outer) not in borrowed]
+            for name, outer in borrowed:
+                self.writeline(f"ConstantHandle {name}({outer});")
+            borrowed_names.update(name for name, _ in borrowed)
+            try:
+                subgraph.graph.graph_inputs = {name: all_inputs[name] for name, _ in owned}
+                return original(self, subgraph, [outer for _, outer in owned], outer_outputs)
+            finally:
+                subgraph.graph.graph_inputs = all_inputs
 
-    with _replaced(wrapper, {"codegen_subgraph_prefix": prefix, "make_buffer_free": make_buffer_free}):
+        def make_buffer_free(self, buffer):
+            if buffer.get_name() in borrowed_names:
+                return ""  # a borrowed handle: the outer one owns the tensor
+            return free(self, buffer)
+
+        return {"codegen_subgraph_prefix": prefix, "make_buffer_free": make_buffer_free}
+
+    with _patched(_private_class(*_CPP_WRAPPER), ("codegen_subgraph_prefix", "make_buffer_free"), replacements):
         yield
 
 
@@ -165,33 +176,32 @@ def with_loop_invariants_hoisted() -> Iterator[None]:
     evaluated once into a variable declared just before the loop; the body then borrows that
     variable (`without_unused_subgraph_inputs`). Other inputs are left as they are. Where a torch
     version lacks the method, nothing is changed."""
-    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
-    originals = _own_methods(wrapper, "codegen_while_loop")
-    if originals is None:
-        yield
-        return
-    loop_code = originals["codegen_while_loop"]
 
-    def codegen_while_loop(self, while_loop, *args, **kwargs):
-        inputs = getattr(while_loop, "additional_inputs", None)
-        if not inputs:
-            return loop_code(self, while_loop, *args, **kwargs)
-        hoisted = []
-        for k, node in enumerate(inputs):
-            reference = node.codegen_reference()
-            if not (isinstance(reference, str) and reference.startswith(_OWNING_VIEW)):
-                hoisted.append(node)
-                continue
-            name = f"{while_loop.get_name()}_invariant{k}"
-            self.writeline(f"auto {name} = {reference};  // closed over by the loop below, made once")
-            hoisted.append(_NamedReference(node, name))
-        while_loop.additional_inputs = hoisted
-        try:
-            return loop_code(self, while_loop, *args, **kwargs)
-        finally:
-            while_loop.additional_inputs = inputs
+    def replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
+        loop_code = originals["codegen_while_loop"]
 
-    with _replaced(wrapper, {"codegen_while_loop": codegen_while_loop}):
+        def codegen_while_loop(self, while_loop, *args, **kwargs):
+            inputs = getattr(while_loop, "additional_inputs", None)
+            if not inputs:
+                return loop_code(self, while_loop, *args, **kwargs)
+            hoisted = []
+            for k, node in enumerate(inputs):
+                reference = node.codegen_reference()
+                if not (isinstance(reference, str) and reference.startswith(_OWNING_VIEW)):
+                    hoisted.append(node)
+                    continue
+                name = f"{while_loop.get_name()}_invariant{k}"
+                self.writeline(f"auto {name} = {reference};  // closed over by the loop below, made once")
+                hoisted.append(_NamedReference(node, name))
+            while_loop.additional_inputs = hoisted
+            try:
+                return loop_code(self, while_loop, *args, **kwargs)
+            finally:
+                while_loop.additional_inputs = inputs
+
+        return {"codegen_while_loop": codegen_while_loop}
+
+    with _patched(_private_class(*_CPP_WRAPPER), ("codegen_while_loop",), replacements):
         yield
 
 
@@ -202,23 +212,22 @@ def with_kernel_only_buffers_on_the_stack() -> Iterator[None]:
     (what qualifies, and why, is said there). Measured with `speed/profile_fast_step.py
     --compare` (docs/fast-vs-jax.md); `--heap-buffers` builds without it. A GPU wrapper, or a
     torch version whose `generate` returns something else, is left as it is."""
-    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
-    originals = _own_methods(wrapper, "generate")
-    if originals is None:
-        yield
-        return
-    generate = originals["generate"]
 
-    def generate_with_scratch(self, *args, **kwargs):
-        result = generate(self, *args, **kwargs)
-        if getattr(self, "device", None) != "cpu" or not (isinstance(result, tuple) and result):
-            return result
-        code = result[0]
-        if not (dataclasses.is_dataclass(code) and isinstance(getattr(code, "value", None), str)):
-            return result
-        return (dataclasses.replace(code, value=stack_scratch_buffers(code.value)), *result[1:])
+    def replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
+        generate = originals["generate"]
 
-    with _replaced(wrapper, {"generate": generate_with_scratch}):
+        def generate_with_scratch(self, *args, **kwargs):
+            result = generate(self, *args, **kwargs)
+            if getattr(self, "device", None) != "cpu" or not (isinstance(result, tuple) and result):
+                return result
+            code = result[0]
+            if not (dataclasses.is_dataclass(code) and isinstance(getattr(code, "value", None), str)):
+                return result
+            return (dataclasses.replace(code, value=stack_scratch_buffers(code.value)), *result[1:])
+
+        return {"generate": generate_with_scratch}
+
+    with _patched(_private_class(*_CPP_WRAPPER), ("generate",), replacements):
         yield
 
 
@@ -288,34 +297,36 @@ def without_repeated_codegen_work() -> Iterator[None]:
     the Python part of a build about 30 % shorter (SABA 20.8 -> 14.1 s, AmIGO 22.4 -> 14.9 s);
     the packages' kernel and wrapper sources identical but for their temporary paths. Where a
     torch version lacks either, nothing is changed for it."""
-    replacements: list[tuple[type, dict[str, Callable]]] = []
-    value_ranges = _private_class("torch.utils._sympy.value_ranges", "ValueRanges")
-    if (own := _own_methods(value_ranges, "tighten")) is not None:
-        tighten = own["tighten"]
+
+    def ranges(originals: dict[str, Callable]) -> dict[str, Callable]:
+        tighten = originals["tighten"]
 
         def tighten_unless_equal(self, other):
             return self if other is self or other == self else tighten(self, other)
 
-        replacements.append((value_ranges, {"tighten": tighten_unless_equal}))
-    handler = _private_class("torch._inductor.dtype_propagation", "DtypePropagationOpsHandler")
+        return {"tighten": tighten_unless_equal}
+
     utils = _private_module("torch._inductor.utils")
     common = _private_module("torch._inductor.codegen.common")
-    tables_known = hasattr(utils, "op_dtype_propagation_rules") and hasattr(common, "pointwise_overrides_data")
-    if tables_known and (own := _own_methods(handler, "__init__")) is not None:
-        init = own["__init__"]
 
-        def tables() -> tuple[int, int]:
-            return len(utils.op_dtype_propagation_rules), len(common.pointwise_overrides_data)
+    def tables() -> tuple[int, int]:
+        return len(utils.op_dtype_propagation_rules), len(common.pointwise_overrides_data)
+
+    def dtype_rules(originals: dict[str, Callable]) -> dict[str, Callable]:
+        if not (hasattr(utils, "op_dtype_propagation_rules") and hasattr(common, "pointwise_overrides_data")):
+            return {}  # no tables to watch: leave the handler as it is
+        init = originals["__init__"]
 
         def init_once(self) -> None:
             if self.__dict__.get("_fast_tables") != tables():
                 init(self)
                 self._fast_tables = tables()
 
-        replacements.append((handler, {"__init__": init_once}))
-    with contextlib.ExitStack() as stack:
-        for owner, methods in replacements:
-            stack.enter_context(_replaced(owner, methods))
+        return {"__init__": init_once}
+
+    with (_patched(_private_class("torch.utils._sympy.value_ranges", "ValueRanges"), ("tighten",), ranges),
+          _patched(_private_class("torch._inductor.dtype_propagation", "DtypePropagationOpsHandler"), ("__init__",),
+                   dtype_rules)):
         yield
 
 
@@ -337,50 +348,49 @@ def with_conditions_read_from_memory() -> Iterator[None]:
     took AmIGO 43.7 -> 39.8 µs per step and stocBiO 44.9 -> 42.1 (two inner loops of 10
     iterations per step each). A GPU wrapper, or another dtype, is left as it is; where a torch
     version lacks the methods, nothing is changed."""
-    wrapper = _private_class("torch._inductor.codegen.cpp_wrapper_cpu", "CppWrapperCpu")
-    originals = _own_methods(wrapper, "codegen_tensor_item", "codegen_subgraph")
-    if originals is None:
-        yield
-        return
-    item, subgraph_code = originals["codegen_tensor_item"], originals["codegen_subgraph"]
-    direct: dict[str, str] = {}  # a condition's output handle -> the C++ bool computed instead
 
-    def codegen_subgraph(self, subgraph, outer_inputs, outer_outputs):
-        operands = _less_than_operands(subgraph) if getattr(self, "device", None) == "cpu" else None
-        if operands is None or len(outer_outputs) != 1:
-            return subgraph_code(self, subgraph, outer_inputs, outer_outputs)
-        left, right = (outer_inputs[k] for k in operands)
-        if not (isinstance(left, str) and left.isidentifier() and isinstance(right, str) and right.isidentifier()):
-            return subgraph_code(self, subgraph, outer_inputs, outer_outputs)
-        out = outer_outputs[0]
-        # The subgraph is still generated (the wrapper's memory planning reads its scheduler,
-        # and a later subgraph may call the kernel it defines), then its lines are dropped but
-        # its kernel definitions: its kernel stays defined, and is not called here.
-        start = len(self.lines)
-        subgraph_code(self, subgraph, outer_inputs, outer_outputs)
-        self.lines[start:] = [line for line in self.lines[start:] if type(line).__name__ == "KernelDefinitionLine"]
-        self.writeline(f"// subgraph: {subgraph.name}, {left} < {right} read from memory")
-        for side, handle in (("left", left), ("right", right)):
-            self.writeline(f"void* {out}_{side};")
-            self.writeline(f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr({handle}, &{out}_{side}));")
-        self.writeline(f"bool {out}_direct = *static_cast<const int64_t*>({out}_left) < "
-                       f"*static_cast<const int64_t*>({out}_right);")
-        direct[out] = f"{out}_direct"
-        return None
+    def replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
+        item, subgraph_code = originals["codegen_tensor_item"], originals["codegen_subgraph"]
+        direct: dict[str, str] = {}  # a condition's output handle -> the C++ bool computed instead
 
-    def codegen_tensor_item(self, dtype, tensor, scalar, indented_buffer=None):
-        if dtype != torch.bool or getattr(self, "device", None) != "cpu":
-            return item(self, dtype, tensor, scalar, indented_buffer)
-        writer = indented_buffer or self
-        if tensor in direct:
-            writer.writeline(f"bool {scalar} = {direct[tensor]};")
+        def codegen_subgraph(self, subgraph, outer_inputs, outer_outputs):
+            operands = _less_than_operands(subgraph) if getattr(self, "device", None) == "cpu" else None
+            if operands is None or len(outer_outputs) != 1:
+                return subgraph_code(self, subgraph, outer_inputs, outer_outputs)
+            left, right = (outer_inputs[k] for k in operands)
+            if not (isinstance(left, str) and left.isidentifier() and isinstance(right, str) and right.isidentifier()):
+                return subgraph_code(self, subgraph, outer_inputs, outer_outputs)
+            out = outer_outputs[0]
+            # The subgraph is still generated (the wrapper's memory planning reads its scheduler,
+            # and a later subgraph may call the kernel it defines), then its lines are dropped but
+            # its kernel definitions: its kernel stays defined, and is not called here.
+            start = len(self.lines)
+            subgraph_code(self, subgraph, outer_inputs, outer_outputs)
+            self.lines[start:] = [line for line in self.lines[start:] if type(line).__name__ == "KernelDefinitionLine"]
+            self.writeline(f"// subgraph: {subgraph.name}, {left} < {right} read from memory")
+            for side, handle in (("left", left), ("right", right)):
+                self.writeline(f"void* {out}_{side};")
+                self.writeline(f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr({handle}, &{out}_{side}));")
+            self.writeline(f"bool {out}_direct = *static_cast<const int64_t*>({out}_left) < "
+                           f"*static_cast<const int64_t*>({out}_right);")
+            direct[out] = f"{out}_direct"
             return None
-        writer.writeline(f"void* {scalar}_data;")
-        writer.writeline(f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr({tensor}, &{scalar}_data));")
-        writer.writeline(f"bool {scalar} = *static_cast<const bool*>({scalar}_data);")
-        return None
 
-    with _replaced(wrapper, {"codegen_subgraph": codegen_subgraph, "codegen_tensor_item": codegen_tensor_item}):
+        def codegen_tensor_item(self, dtype, tensor, scalar, indented_buffer=None):
+            if dtype != torch.bool or getattr(self, "device", None) != "cpu":
+                return item(self, dtype, tensor, scalar, indented_buffer)
+            writer = indented_buffer or self
+            if tensor in direct:
+                writer.writeline(f"bool {scalar} = {direct[tensor]};")
+                return None
+            writer.writeline(f"void* {scalar}_data;")
+            writer.writeline(f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr({tensor}, &{scalar}_data));")
+            writer.writeline(f"bool {scalar} = *static_cast<const bool*>({scalar}_data);")
+            return None
+
+        return {"codegen_subgraph": codegen_subgraph, "codegen_tensor_item": codegen_tensor_item}
+
+    with _patched(_private_class(*_CPP_WRAPPER), ("codegen_tensor_item", "codegen_subgraph"), replacements):
         yield
 
 
