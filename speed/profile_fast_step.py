@@ -175,6 +175,17 @@ def compare(packages: list[str], solver, state: dict, steps: int, repeats: int) 
     return best
 
 
+# A flag per build change of fast_options.py, to build without it: (the change, what the build is then).
+WITHOUT_FLAGS = {
+    "--outer-loop-fusion": ("without_outer_loop_fusion", "with Inductor's outer-loop fusion (fast builds turn it off)"),
+    "--unused-inputs": ("without_unused_subgraph_inputs", "with a handle for every loop input, read or not"),
+    "--conditions-by-item": ("with_conditions_read_from_memory", "with loop conditions read through item()"),
+    "--repeated-codegen-work": ("without_repeated_codegen_work", "with Inductor's repeated code-generation work"),
+    "--invariants-in-loop": ("with_loop_invariants_hoisted", "with a loop's closed-over views made at each iteration"),
+    "--heap-buffers": ("with_kernel_only_buffers_on_the_stack", "with every buffer a heap tensor"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--solver", default="soba")
@@ -185,20 +196,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dump", default=None, help="a folder to write the generated C++ into")
     parser.add_argument("--ops", action="store_true", help="list the loop body's ops by name")
-    parser.add_argument("--outer-loop-fusion", action="store_true",
-                        help="build with Inductor's outer-loop fusion (fast builds turn it off)")
-    parser.add_argument("--unused-inputs", action="store_true",
-                        help="build with a handle for every loop input, read or not (torch's default)")
-    parser.add_argument("--conditions-by-item", action="store_true",
-                        help="build without fast_options.with_conditions_read_from_memory (torch's default)")
-    parser.add_argument("--repeated-codegen-work", action="store_true",
-                        help="build without fast_options.without_repeated_codegen_work (torch's default)")
+    for flag, (_, what) in WITHOUT_FLAGS.items():
+        parser.add_argument(flag, action="store_true", help=f"build {what}")
     parser.add_argument("--carries-owned", action="store_true",
-                        help="build with an owning handle per loop carry per iteration (the borrowed ones' default before)")
-    parser.add_argument("--invariants-in-loop", action="store_true",
-                        help="build without fast_options.with_loop_invariants_hoisted (torch's default)")
-    parser.add_argument("--heap-buffers", action="store_true",
-                        help="build without fast_options.with_kernel_only_buffers_on_the_stack (torch's default)")
+                        help="build with an owning handle for each loop carry at each iteration (borrowed otherwise)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="an Inductor option added to fast_options.INDUCTOR_OPTIONS (a Python literal)")
     parser.add_argument("--save", default=None, help="a path to keep the built package at")
@@ -235,25 +236,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         with contextlib.ExitStack() as patches:
-            if args.outer_loop_fusion:  # the build without fast_options.without_outer_loop_fusion
-                patches.enter_context(mock.patch.object(fast_options, "without_outer_loop_fusion", contextlib.nullcontext))
-            if args.unused_inputs:  # without fast_options.without_unused_subgraph_inputs
-                patches.enter_context(mock.patch.object(fast_options, "without_unused_subgraph_inputs",
-                                                        contextlib.nullcontext))
+            for flag, (name, _) in WITHOUT_FLAGS.items():
+                if getattr(args, flag.lstrip("-").replace("-", "_")):
+                    patches.enter_context(mock.patch.object(fast_options, name, contextlib.nullcontext))
             if args.carries_owned:  # loop carries not borrowed by the body
                 patches.enter_context(mock.patch.object(fast_options, "without_unused_subgraph_inputs", functools.partial(
                     fast_options.without_unused_subgraph_inputs, borrow_carries=False)))
-            if args.invariants_in_loop:  # without fast_options.with_loop_invariants_hoisted
-                patches.enter_context(mock.patch.object(fast_options, "with_loop_invariants_hoisted", contextlib.nullcontext))
-            if args.heap_buffers:  # without fast_options.with_kernel_only_buffers_on_the_stack
-                patches.enter_context(mock.patch.object(fast_options, "with_kernel_only_buffers_on_the_stack",
-                                                        contextlib.nullcontext))
-            if args.conditions_by_item:  # without fast_options.with_conditions_read_from_memory
-                patches.enter_context(mock.patch.object(fast_options, "with_conditions_read_from_memory",
-                                                        contextlib.nullcontext))
-            if args.repeated_codegen_work:  # without fast_options.without_repeated_codegen_work
-                patches.enter_context(mock.patch.object(fast_options, "without_repeated_codegen_work",
-                                                        contextlib.nullcontext))
             package = fast.build_library(program, f"{folder}/steps.pt2")
         build_s = time.perf_counter() - start
         runner = fast.load_library(package)
