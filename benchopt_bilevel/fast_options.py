@@ -3,13 +3,16 @@ library. One place, so that a change here is part of the build's identity (the c
 this file with the rest of the engine's code)."""
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import importlib
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
+from . import aoti_interface
 from .scratch_buffers import stack_scratch_buffers
 
 # Passed as `inductor_configs` to `aoti_compile_and_package`.
@@ -205,6 +208,17 @@ def with_loop_invariants_hoisted() -> Iterator[None]:
         yield
 
 
+def _wrapper_code(result: Any) -> str | None:
+    """The C++ text of what `CppWrapperCpu.generate` returned, or None where it is laid out
+    otherwise (another torch version)."""
+    if not (isinstance(result, tuple) and result):
+        return None
+    code = result[0]
+    if not (dataclasses.is_dataclass(code) and isinstance(getattr(code, "value", None), str)):
+        return None
+    return code.value
+
+
 @contextlib.contextmanager
 def with_kernel_only_buffers_on_the_stack() -> Iterator[None]:
     """A CPU library's buffers that only its kernels use live on the stack, for the length of a
@@ -218,16 +232,97 @@ def with_kernel_only_buffers_on_the_stack() -> Iterator[None]:
 
         def generate_with_scratch(self, *args, **kwargs):
             result = generate(self, *args, **kwargs)
-            if getattr(self, "device", None) != "cpu" or not (isinstance(result, tuple) and result):
+            text = _wrapper_code(result) if getattr(self, "device", None) == "cpu" else None
+            if text is None:
                 return result
-            code = result[0]
-            if not (dataclasses.is_dataclass(code) and isinstance(getattr(code, "value", None), str)):
-                return result
-            return (dataclasses.replace(code, value=stack_scratch_buffers(code.value)), *result[1:])
+            return (dataclasses.replace(result[0], value=stack_scratch_buffers(text)), *result[1:])
 
         return {"generate": generate_with_scratch}
 
     with _patched(_private_class(*_CPP_WRAPPER), ("generate",), replacements):
+        yield
+
+
+@contextlib.contextmanager
+def with_runtime_interface_compiled_once() -> Iterator[None]:
+    """A CPU library's wrapper is compiled without AOTInductor's runtime interface, which is
+    compiled once per toolchain and linked in (`aoti_interface.py`: what, why, and the split's
+    safeguards). Three hooks, for the length of a build: `generate` splits the wrapper's text;
+    the wrapper's compile (the builder of a `.wrapper.cpp`) runs on a worker thread, with the
+    interface's when its object is not there yet (the wrapper's own compile options), while the
+    build goes on to compile its kernels; the link (a builder whose sources hold the
+    `.wrapper.o`) waits for them and takes the interface's object too. A wrapper that does not
+    split builds whole, as torch builds it. AmIGO on ijcnn1: wrapper 6.3 s then kernels 1.3 s of
+    g++ before, 4.7 s for the wrapper's part with the kernels compiled meanwhile now
+    (docs/compile.md); `speed/profile_fast_step.py --whole-wrapper` builds without it."""
+    builder_class = _private_class("torch._inductor.cpp_builder", "CppBuilder")
+    cache_dir = getattr(_private_module("torch._inductor.runtime.cache_dir_utils"), "cache_dir", None)
+    if cache_dir is None or _own_methods(builder_class, "__init__", "build") is None:
+        yield
+        return
+    interface: dict[str, Any] = {"source": None, "object": None}
+    pending: list[concurrent.futures.Future] = []
+
+    def generate_replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
+        generate = originals["generate"]
+
+        def generate_split(self, *args, **kwargs):
+            result = generate(self, *args, **kwargs)
+            text = _wrapper_code(result) if getattr(self, "device", None) == "cpu" else None
+            parts = aoti_interface.split_interface(text) if text is not None else None
+            if parts is None:
+                return result
+            interface["source"] = parts[0]
+            return (dataclasses.replace(result[0], value=parts[1]), *result[1:])
+
+        return {"generate": generate_split}
+
+    def builder_replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
+        init, build = originals["__init__"], originals["build"]
+
+        def sources_of(sources: Any) -> list[str]:
+            return [sources] if isinstance(sources, str) else list(sources)
+
+        def init_with_interface(self, name, sources, BuildOption, output_dir=""):  # noqa: N803 - torch's name
+            if interface["source"] is not None and any(s.endswith(".wrapper.o") for s in sources_of(sources)):
+                for job in pending:  # the link: the wrapper's object (and the interface's) first
+                    job.result()  # a failed compile raises here
+                pending.clear()
+                if interface["object"] is None:  # a torch that compiles its wrapper another way
+                    raise RuntimeError("the wrapper was split from its runtime interface, but its compile "
+                                       "was not seen: build with fast_options' patches off")
+                sources = [*sources_of(sources), str(interface["object"])]
+            init(self, name, sources, BuildOption, output_dir)
+            self._benchopt_compiles_wrapper = (  # the wrapper's compile, split above
+                interface["source"] is not None and BuildOption.get_compile_only()
+                and any(s.endswith(".wrapper.cpp") for s in sources_of(sources)))
+
+        def build_with_interface(self):
+            if not getattr(self, "_benchopt_compiles_wrapper", False):
+                return build(self)
+            options = self._build_option
+            command = builder_class(name="interface", sources="interface.cpp", BuildOption=options).get_command_line()
+            directory = Path(cache_dir()) / "benchopt_aoti_interface"
+
+            def compile_to(source_path: Path) -> str:
+                builder = builder_class(name=source_path.stem, sources=str(source_path), BuildOption=options,
+                                        output_dir=str(source_path.parent))
+                return aoti_interface.compile_object(builder.get_command_line(), builder.get_target_file_path())
+
+            # The wrapper and, the first time, the interface compile on worker threads while the
+            # build compiles its kernels; the link waits for them (`init_with_interface`).
+            interface["object"] = aoti_interface.object_path(interface["source"], command, directory)
+            if not interface["object"].exists():
+                pending.append(workers.submit(aoti_interface.interface_object, interface["source"], command,
+                                              directory, compile_to))
+            pending.append(workers.submit(aoti_interface.compile_object, self.get_command_line(),
+                                          self.get_target_file_path()))
+
+        return {"__init__": init_with_interface, "build": build_with_interface}
+
+    with (concurrent.futures.ThreadPoolExecutor(max_workers=2) as workers,
+          _patched(_private_class(*_CPP_WRAPPER), ("generate",), generate_replacements),
+          _patched(builder_class, ("__init__", "build"), builder_replacements)):
         yield
 
 
@@ -427,6 +522,6 @@ def build_patches() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for patch in (without_outer_loop_fusion, without_unused_subgraph_inputs, without_repeated_codegen_work,
                       with_conditions_read_from_memory, with_loop_invariants_hoisted,
-                      with_kernel_only_buffers_on_the_stack):
+                      with_kernel_only_buffers_on_the_stack, with_runtime_interface_compiled_once):
             stack.enter_context(patch())
         yield

@@ -183,6 +183,7 @@ WITHOUT_FLAGS = {
     "--repeated-codegen-work": ("without_repeated_codegen_work", "with Inductor's repeated code-generation work"),
     "--invariants-in-loop": ("with_loop_invariants_hoisted", "with a loop's closed-over views made at each iteration"),
     "--heap-buffers": ("with_kernel_only_buffers_on_the_stack", "with every buffer a heap tensor"),
+    "--whole-wrapper": ("with_runtime_interface_compiled_once", "with AOTInductor's runtime interface compiled in the wrapper"),
 }
 
 

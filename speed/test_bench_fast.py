@@ -15,6 +15,9 @@ Not part of the test suite (minutes of builds; timings on shared machines are no
   warm figure is a second `get_or_build` of the same identity (a hit: key, code hash, load). Then
   timed in calls of CHUNK steps; eager steps are timed on the same state. A solver that does
   not export today is reported as such, not as an error;
+- test_full_batch_floor: ESJ's arithmetic alone, eager ops on the problem's own layouts: its T
+  inner steps for Q + 1 points, each the two products over all training rows and the sigmoid
+  between them (`floor_parts`), what no graph-level change removes;
 - test_table: the table (printed, and written to BENCH_FAST_TABLE if set): µs per step fast and
   eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here with hash draws /
   JAX SOBA there), for SOBA, SABA, AmIGO and ESJ also the JAX figure measured here, fast / scaled JAX, and the
@@ -68,6 +71,7 @@ CHECK_STEPS = 4  # steps compared between the library and eager
 
 _jax: dict[str, dict] = {}
 _fast: dict[str, dict] = {}
+_floor: dict[str, float] = {}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -195,6 +199,36 @@ def test_fast_path(benchmark, problem, name):
         assert row["finite"], f"{name}: the fast path's iterates are not finite"
 
 
+def floor_parts(problem, n_points: int) -> dict[str, tuple]:
+    """One full-batch inner gradient for `n_points` rows of y, as the fast ESJ step computes it
+    (problems/_logistic.py: margins on the transposed copy, the row mean on the rows): each part
+    a (function, arguments) pair to time."""
+    rows_t = problem.train_t  # (d, n)
+    rows = problem.train.reshape(-1, rows_t.shape[0])  # (n, d)
+    ys = torch.randn(n_points, rows_t.shape[0]) * 0.1
+    margins = ys @ rows_t
+    weights = torch.sigmoid(-margins)
+    return {"margins": (torch.matmul, (ys, rows_t)), "sigmoid": (torch.sigmoid, (margins,)),
+            "row_mean": (torch.matmul, (weights, rows))}
+
+
+def test_full_batch_floor(benchmark, problem):
+    """ESJ's floor: n_inner_steps x (the two products and the sigmoid) for n_directions + 1 points."""
+    params = get_solver("esj").Params()
+    parts = floor_parts(problem, params.n_directions + 1)
+
+    def measure():
+        for part, (function, arguments) in parts.items():
+            best, _, _ = per_step_us(lambda state, n: [function(*arguments) for _ in range(n)][-1], None,
+                                     16, STEP_SECONDS / 2)
+            _floor[part] = best
+        _floor["esj_step"] = params.n_inner_steps * sum(_floor[part] for part in parts)
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update(_floor)
+    assert _floor["esj_step"] > 0
+
+
 def _scale(sampler: str = SCALE_SAMPLER) -> float | None:
     """This CPU's JAX SOBA time over the reference's (None without the comparator)."""
     return _jax[sampler, "soba"]["us"] / REFERENCE_US["soba"] if (sampler, "soba") in _jax else None
@@ -246,6 +280,11 @@ def table() -> str:
     if (SCALE_SAMPLER, "esj") in _jax:  # compute-bound: the dispatch-bound scale does not carry over
         notes.append(f"ESJ's own scale (full batch, JAX here / reference): "
                      f"{_jax[SCALE_SAMPLER, 'esj']['us'] / REFERENCE_US['esj']:.2f}.")
+    if _floor and "esj" in _fast and "fast_us" in _fast["esj"]:
+        notes.append(f"ESJ's floor (one thread, eager ops, test_full_batch_floor): {_floor['esj_step']:,.0f} µs/step "
+                     f"= {_floor['esj_step'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference; per inner "
+                     f"step margins {_floor['margins']:.0f}, sigmoid {_floor['sigmoid']:.0f}, row mean "
+                     f"{_floor['row_mean']:.0f} µs; the fast step is {_fast['esj']['fast_us'] / _floor['esj_step']:.2f}x it.")
     for sampler in JAX_SAMPLERS:
         measured = ", ".join(f"{name} {_jax[sampler, name]['us']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
         compile_s = ", ".join(f"{_jax[sampler, name]['compile_s']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)

@@ -83,6 +83,18 @@ def test_the_built_wrapper_keeps_kernel_only_buffers_on_the_stack(soba_build):
     assert wrappers and sum(scratch_count(code) for code in wrappers) > 0
 
 
+def test_the_built_wrapper_leaves_the_runtime_interface_to_its_own_object(soba_build):
+    """fast_options.with_runtime_interface_compiled_once split the packaged wrapper: the graph's
+    part has no interface functions, the library has them (the rows above came from it)."""
+    directory, _ = soba_build
+    packages = [p for p in directory.glob("*.pt2") if not p.name.startswith(".")]
+    with zipfile.ZipFile(packages[0]) as archive:
+        wrappers = [archive.read(m).decode() for m in archive.namelist() if m.endswith(".wrapper.cpp")]
+        libraries = [archive.read(m) for m in archive.namelist() if m.endswith(".so")]
+    assert wrappers and all("AOTInductorModelContainerRun(" not in code for code in wrappers)
+    assert libraries and all(b"AOTInductorModelContainerRun" in library for library in libraries)
+
+
 def test_fast_rows_equal_eager_rows(soba_build):
     """Same evaluation points, same objective values (float64, within 1e-12), same oracle counts
     (fast rows count the solver's declared cost, eager rows the calls made)."""
