@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchopt_bilevel.aoti_interface import (INTERFACE_END, compile_object, interface_object, object_path,
-                                             split_interface)
+from benchopt_bilevel.aoti_interface import (INTERFACE_END, MODEL_BASE, compile_object, interface_object,
+                                             object_path, split_interface)
 
 INCLUDES = ["", "#include <torch/csrc/inductor/aoti_include/cpu.h>", "// Definition of AOTI runtime interface functions",
             "", "#include <torch/csrc/inductor/aoti_runtime/interface.h>", "#include <vector>", ""]
@@ -18,6 +18,8 @@ INTERFACE = ["static thread_local std::string g_aoti_last_error;", 'extern "C" {
              "AOTIRuntimeError AOTInductorModelContainerRun(AOTInductorModelContainerHandle h) {",
              "  CONVERT_EXCEPTION_TO_ERROR_CODE({ run(h); })", "}", INTERFACE_END]
 GRAPH = ['extern "C"  void  cpp_fused_add_0(float* out_ptr0);', "namespace torch::aot_inductor {",
+         "AOTInductorModel::AOTInductorModel(std::shared_ptr<ConstantMap> constants_map)",
+         "    : AOTInductorModelBase(8, 6, 2, device_str) {", "}",
          "void AOTInductorModel::run_impl(AtenTensorHandle* input_handles) {", "}", "}  // namespace"]
 
 
@@ -27,8 +29,15 @@ def wrapper(graph: list[str] = GRAPH) -> str:
 
 def test_the_interface_and_the_graph_part_split_at_the_end_of_the_extern_c_block():
     interface, graph = split_interface(wrapper())
-    assert interface == "\n".join(INCLUDES + INTERFACE) + "\n"
-    assert graph == "\n".join(INCLUDES + GRAPH) + "\n"  # the headers, then the graph's code
+    # The model's base is compiled with the interface, once; the graph's part only declares it.
+    assert interface == "\n".join(INCLUDES + INTERFACE + [f"template class {MODEL_BASE};"]) + "\n"
+    assert graph == "\n".join(INCLUDES + [f"extern template class {MODEL_BASE};"] + GRAPH) + "\n"
+
+
+def test_a_model_without_the_base_initializer_splits_without_the_instantiation():
+    other = [line.replace(": AOTInductorModelBase(", ": SomeOtherBase(") for line in GRAPH]
+    interface, graph = split_interface(wrapper(other))
+    assert interface == "\n".join(INCLUDES + INTERFACE) + "\n" and graph == "\n".join(INCLUDES + other) + "\n"
 
 
 def test_a_wrapper_laid_out_otherwise_stays_whole():
