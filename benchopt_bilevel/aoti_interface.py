@@ -2,13 +2,15 @@
 
 Every CPU wrapper AOTInductor generates (torch 2.13) starts with the same ~650 lines: the
 extern "C" functions a loader calls (`AOTInductorModelContainerCreate`, `...Run`, the constant
-and input queries), which instantiate the model container, its constant maps and std::regex.
-Compiling them is 4.2 s of g++ in each build (SOBA on ijcnn1: the whole wrapper 7.5 s, the rest
-5.6 s; AMD EPYC, -O1 with the precompiled header), whatever the graph. Here the wrapper's source
-is split in two (`split_interface`): the interface, identical for every graph, is compiled once
-into an object file kept next to Inductor's own cache (`interface_object`, keyed by its text and
-the compile command), and the graph's part is compiled per build and linked with it
-(`fast_options.with_runtime_interface_compiled_once`).
+and input queries), which instantiate the model container and its constant maps; and the
+generated model's constructor instantiates the model's base class template, whose constructor
+parses the device string with std::regex. Here the wrapper's source is split in two
+(`split_interface`): the interface, identical for every graph, with the base's instantiation, is
+compiled once into an object file kept next to Inductor's own cache (`interface_object`, keyed
+by its text and the compile command), and the graph's part is compiled per build and linked
+with it (`fast_options.with_runtime_interface_compiled_once`). g++ on SOBA's wrapper (ijcnn1,
+AMD EPYC, -O1 with the precompiled header): whole 7.5 s in every build; split, the graph's part
+2.9 s in every build and the interface 6.6 s once (docs/compile.md).
 
 The split is textual and conservative: it happens only when the interface ends where torch 2.13
 ends it and the graph's part names nothing the interface defines; otherwise the wrapper is left
@@ -76,7 +78,7 @@ def object_path(source: str, command: str, directory: Path) -> Path:
     return directory / f"interface_{key}.o"
 
 
-def interface_object(source: str, command: str, directory: Path, compile_to: Callable[[Path], Path]) -> Path:
+def interface_object(source: str, command: str, directory: Path, compile_to: Callable[[Path], str | Path]) -> Path:
     """The object file of `source` (`object_path`), compiled by `compile_to(source_path) ->
     object_path` if it is not there yet. Parallel builders are safe: one holds `<key>.lock`
     while the others wait, and the object is renamed into place complete."""
@@ -101,7 +103,8 @@ def interface_object(source: str, command: str, directory: Path, compile_to: Cal
 def compile_object(command: str, target: str) -> str:
     """Run one compile `command` (a CppBuilder's command line) that writes `target`; raise with
     the compiler's last lines if it fails. For compiles run on a worker thread while the build
-    goes on, outside torch's own compile helper (its timing records are not thread-safe)."""
+    goes on, outside torch's own compile helper (whose timing records belong to the build's
+    thread)."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(shlex.split(command), cwd=Path(target).parent, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, check=False)
