@@ -208,15 +208,17 @@ def with_loop_invariants_hoisted() -> Iterator[None]:
         yield
 
 
-def _wrapper_code(result: Any) -> str | None:
-    """The C++ text of what `CppWrapperCpu.generate` returned, or None where it is laid out
-    otherwise (another torch version)."""
-    if not (isinstance(result, tuple) and result):
-        return None
+def _rewritten_wrapper(wrapper: Any, result: Any, rewrite: Callable[[str], str | None]) -> Any:
+    """What `CppWrapperCpu.generate` returned (`result`) with its C++ text replaced by
+    `rewrite(text)`; unchanged for a GPU wrapper, a result laid out otherwise (another torch
+    version) or a rewrite that returns None."""
+    if getattr(wrapper, "device", None) != "cpu" or not (isinstance(result, tuple) and result):
+        return result
     code = result[0]
     if not (dataclasses.is_dataclass(code) and isinstance(getattr(code, "value", None), str)):
-        return None
-    return code.value
+        return result
+    text = rewrite(code.value)
+    return result if text is None else (dataclasses.replace(code, value=text), *result[1:])
 
 
 @contextlib.contextmanager
@@ -231,11 +233,7 @@ def with_kernel_only_buffers_on_the_stack() -> Iterator[None]:
         generate = originals["generate"]
 
         def generate_with_scratch(self, *args, **kwargs):
-            result = generate(self, *args, **kwargs)
-            text = _wrapper_code(result) if getattr(self, "device", None) == "cpu" else None
-            if text is None:
-                return result
-            return (dataclasses.replace(result[0], value=stack_scratch_buffers(text)), *result[1:])
+            return _rewritten_wrapper(self, generate(self, *args, **kwargs), stack_scratch_buffers)
 
         return {"generate": generate_with_scratch}
 
@@ -266,14 +264,15 @@ def with_runtime_interface_compiled_once() -> Iterator[None]:
     def generate_replacements(originals: dict[str, Callable]) -> dict[str, Callable]:
         generate = originals["generate"]
 
-        def generate_split(self, *args, **kwargs):
-            result = generate(self, *args, **kwargs)
-            text = _wrapper_code(result) if getattr(self, "device", None) == "cpu" else None
-            parts = aoti_interface.split_interface(text) if text is not None else None
+        def graph_part(text: str) -> str | None:
+            parts = aoti_interface.split_interface(text)
             if parts is None:
-                return result
+                return None
             interface["source"] = parts[0]
-            return (dataclasses.replace(result[0], value=parts[1]), *result[1:])
+            return parts[1]
+
+        def generate_split(self, *args, **kwargs):
+            return _rewritten_wrapper(self, generate(self, *args, **kwargs), graph_part)
 
         return {"generate": generate_split}
 

@@ -72,25 +72,26 @@ def test_first_run_builds_and_records_it(soba_build):
     assert rows["step"].iloc[-1] == STEPS
 
 
-def test_the_built_wrapper_keeps_kernel_only_buffers_on_the_stack(soba_build):
-    """The rewrite of fast_options.with_kernel_only_buffers_on_the_stack reached the package that
-    was compiled (its wrapper's source is in the package), and the rows above came from it."""
-    directory, _ = soba_build
+def _packaged_files(directory, suffix: str) -> list[bytes]:
+    """The files ending in `suffix` inside the build cache's package (there is one)."""
     packages = [p for p in directory.glob("*.pt2") if not p.name.startswith(".")]
     assert packages
     with zipfile.ZipFile(packages[0]) as archive:
-        wrappers = [archive.read(m).decode() for m in archive.namelist() if m.endswith(".wrapper.cpp")]
+        return [archive.read(m) for m in archive.namelist() if m.endswith(suffix)]
+
+
+def test_the_built_wrapper_keeps_kernel_only_buffers_on_the_stack(soba_build):
+    """The rewrite of fast_options.with_kernel_only_buffers_on_the_stack reached the package that
+    was compiled (its wrapper's source is in the package), and the rows above came from it."""
+    wrappers = [code.decode() for code in _packaged_files(soba_build[0], ".wrapper.cpp")]
     assert wrappers and sum(scratch_count(code) for code in wrappers) > 0
 
 
 def test_the_built_wrapper_leaves_the_runtime_interface_to_its_own_object(soba_build):
     """fast_options.with_runtime_interface_compiled_once split the packaged wrapper: the graph's
     part has no interface functions, the library has them (the rows above came from it)."""
-    directory, _ = soba_build
-    packages = [p for p in directory.glob("*.pt2") if not p.name.startswith(".")]
-    with zipfile.ZipFile(packages[0]) as archive:
-        wrappers = [archive.read(m).decode() for m in archive.namelist() if m.endswith(".wrapper.cpp")]
-        libraries = [archive.read(m) for m in archive.namelist() if m.endswith(".so")]
+    wrappers = [code.decode() for code in _packaged_files(soba_build[0], ".wrapper.cpp")]
+    libraries = _packaged_files(soba_build[0], ".so")
     assert wrappers and all("AOTInductorModelContainerRun(" not in code for code in wrappers)
     assert libraries and all(b"AOTInductorModelContainerRun" in library for library in libraries)
 
