@@ -1,27 +1,35 @@
 """What ESJ's full-batch inner steps cost in kernels, and what other kernels would give.
 
-    .venv/bin/python speed/full_batch_products.py
+    .venv/bin/python speed/full_batch_products.py [--threads N]
 
 ESJ's default fast step on ijcnn1 (logreg) is T = 10 full-batch gradient steps for Q + 1 = 11
 points: each a (11, d) x (d, n) product (the margins, on the rows' transposed copy), a sigmoid
 of the (11, n) margins, and a (11, n) x (n, d) product (the row mean), d = 22, n = 40,000
-(problems/_logistic.py). On random data of those shapes, one thread, float32, this prints µs:
+(problems/_logistic.py). On random data of those shapes, float32, with `--threads` threads (one
+by default, as the benchmark), this prints µs:
 
 - eager: each part alone (MKL sgemm; Sleef's expf for the sigmoid) and exp alone;
 - compiled: `torch.compile` of the 10 steps as ESJ computes them, and with Inductor's C++ GEMM
-  template (`max_autotune`, backends CPP and ATEN) for the row mean written as a bmm, with the
-  rows as they are and zero-padded to a multiple of 8 columns.
+  template (`max_autotune`, backends CPP and ATEN, `cpp.threads` = `--threads`):
+  - the row mean written as a bmm, on the rows as they are and zero-padded to 24 columns;
+  - both products as bmms on rows zero-padded to 24 and to 32 columns, the points' y padded
+    alike (the padded columns of the rows are zero, so the padded entries of y stay zero).
 
-Findings (docs/fast-vs-jax.md) come from this script; it changes nothing in the suite.
+Every variant's 10 steps are checked against the same steps in float64 (max abs diff printed
+next to its time): a kernel that is fast and wrong shows as wrong. Findings (docs/fast-vs-jax.md)
+come from this script; it changes nothing in the suite.
 """
 from __future__ import annotations
 
+import argparse
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 N_ROWS, N_FEATURES, N_POINTS, N_STEPS = 40_000, 22, 11, 10
+STEP, REGULARIZATION = 0.1, 0.01
 
 
 def best_us(function, *args, repeats: int = 50, rounds: int = 5) -> float:
@@ -37,53 +45,87 @@ def best_us(function, *args, repeats: int = 50, rounds: int = 5) -> float:
     return best * 1e6
 
 
-def inner_steps(row_mean):
-    """N_STEPS gradient steps of the 11 points, with `row_mean(weights, rows, rows_padded)`."""
-    def run(ys, rows_t, rows, rows_padded):
+def inner_steps(margins: Callable, row_mean: Callable) -> Callable:
+    """N_STEPS gradient steps of the points `ys` with the given products, on layouts `data`."""
+    def run(ys, data):
         for _ in range(N_STEPS):
-            weights = torch.sigmoid(-(ys @ rows_t))
-            ys = ys - 0.1 * (-row_mean(weights, rows, rows_padded) / N_ROWS + 0.01 * ys)
+            weights = torch.sigmoid(-margins(ys, data))
+            ys = ys - STEP * (-row_mean(weights, data) / N_ROWS + REGULARIZATION * ys)
         return ys
     return run
 
 
-def mm_row_mean(weights, rows, rows_padded):
-    return weights @ rows
+# The products on the layouts of `layouts` below: "rows" (n, d), "rows_t" (d, n) and the padded
+# copies "rows_<width>" (n, width), "rows_t_<width>" (width, n).
+def mm_margins(ys, data):
+    return ys @ data["rows_t"]
 
 
-def bmm_row_mean(weights, rows, rows_padded):
-    return torch.bmm(weights[None], rows[None])[0]
+def mm_row_mean(weights, data):
+    return weights @ data["rows"]
 
 
-def padded_bmm_row_mean(weights, rows, rows_padded):
-    return torch.bmm(weights[None], rows_padded[None])[0, :, :N_FEATURES]
+def bmm_row_mean(weights, data):
+    return torch.bmm(weights[None], data["rows"][None])[0]
+
+
+def padded_bmm_row_mean(weights, data):
+    return torch.bmm(weights[None], data["rows_24"][None])[0, :, :N_FEATURES]
+
+
+def bmm_margins_padded(width: int) -> Callable:
+    return lambda ys, data: torch.bmm(ys[None], data[f"rows_t_{width}"][None])[0]
+
+
+def bmm_row_mean_padded(width: int) -> Callable:
+    return lambda weights, data: torch.bmm(weights[None], data[f"rows_{width}"][None])[0]
+
+
+def layouts(rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    data = {"rows": rows, "rows_t": rows.T.contiguous()}
+    for width in (24, 32):
+        padded = F.pad(rows, (0, width - rows.shape[1])).contiguous()
+        data[f"rows_{width}"], data[f"rows_t_{width}"] = padded, padded.T.contiguous()
+    return data
+
+
+def compiled_us(name: str, run: Callable, ys: torch.Tensor, data: dict, exact: torch.Tensor) -> None:
+    """Compile `run`, print its µs for the 10 steps and its max abs diff to the float64 steps."""
+    torch._dynamo.reset()
+    compiled = torch.compile(run)
+    diff = (compiled(ys, data)[:, :N_FEATURES].double() - exact).abs().max().item()
+    print(f"{name}: {best_us(compiled, ys, data, repeats=10):.0f} µs (max abs diff to float64 {diff:.1e})")
 
 
 def main() -> None:
-    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch and Inductor threads (default 1)")
+    threads = parser.parse_args().threads
+    torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
     rows = torch.randn(N_ROWS, N_FEATURES, generator=generator)
-    rows_t = rows.T.contiguous()
-    rows_padded = F.pad(rows, (0, -N_FEATURES % 8)).contiguous()
+    data = layouts(rows)
     ys = 0.1 * torch.randn(N_POINTS, N_FEATURES, generator=generator)
-    margins = ys @ rows_t
+    exact = inner_steps(mm_margins, mm_row_mean)(ys.double(), {k: v.double() for k, v in data.items()})
+    margins = mm_margins(ys, data)
     weights = torch.sigmoid(-margins)
-    print(f"eager, one inner step: margins {best_us(torch.matmul, ys, rows_t):.0f}, "
+    print(f"{threads} thread(s). eager, one inner step: margins {best_us(mm_margins, ys, data):.0f}, "
           f"sigmoid {best_us(torch.sigmoid, margins):.0f} (exp alone {best_us(torch.exp, margins):.0f}), "
-          f"row mean {best_us(torch.matmul, weights, rows):.0f}; "
-          f"with the rows padded to {rows_padded.shape[1]} columns {best_us(torch.matmul, weights, rows_padded):.0f}")
-    arguments = (ys, rows_t, rows, rows_padded)
-    print(f"eager, {N_STEPS} inner steps: {best_us(inner_steps(mm_row_mean), *arguments, repeats=10):.0f}")
+          f"row mean {best_us(mm_row_mean, weights, data):.0f}; on the rows padded to 24 columns "
+          f"{best_us(torch.matmul, weights, data['rows_24']):.0f}")
+    print(f"eager, {N_STEPS} inner steps: {best_us(inner_steps(mm_margins, mm_row_mean), ys, data, repeats=10):.0f} µs")
     import torch._inductor.config as inductor_config  # noqa: PLC0415
 
-    torch._dynamo.reset()
-    print(f"compiled, {N_STEPS} inner steps: "
-          f"{best_us(torch.compile(inner_steps(mm_row_mean)), *arguments, repeats=10):.0f}")
-    with inductor_config.patch(max_autotune=True, max_autotune_gemm_backends="CPP,ATEN"):
-        for name, row_mean in (("bmm", bmm_row_mean), ("bmm on padded rows", padded_bmm_row_mean)):
-            torch._dynamo.reset()
-            us = best_us(torch.compile(inner_steps(row_mean)), *arguments, repeats=10)
-            print(f"compiled with the C++ GEMM template, row mean as {name}, {N_STEPS} inner steps: {us:.0f}")
+    with inductor_config.patch({"cpp.threads": threads}):
+        compiled_us(f"compiled, {N_STEPS} inner steps", inner_steps(mm_margins, mm_row_mean), ys, data, exact)
+        with inductor_config.patch(max_autotune=True, max_autotune_gemm_backends="CPP,ATEN"):
+            template = "compiled with the C++ GEMM template"
+            for name, row_mean in (("bmm", bmm_row_mean), ("bmm on rows padded to 24", padded_bmm_row_mean)):
+                compiled_us(f"{template}, row mean as {name}", inner_steps(mm_margins, row_mean), ys, data, exact)
+            for width in (24, 32):
+                padded_ys = F.pad(ys, (0, width - N_FEATURES))
+                run = inner_steps(bmm_margins_padded(width), bmm_row_mean_padded(width))
+                compiled_us(f"{template}, both products as bmms on rows padded to {width}", run, padded_ys, data, exact)
 
 
 if __name__ == "__main__":
