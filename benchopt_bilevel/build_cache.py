@@ -12,6 +12,13 @@ and a code hash. The code hash covers the sources of every `benchopt_bilevel/*.p
 module file and the problem's module file: any change to that code invalidates every entry
 (coarse on purpose: a stale library would silently run old arithmetic).
 
+Inductor's own working cache (generated C++, compiled kernels, the interface object of
+`aoti_interface.py` and a precompiled header of ~150 MB per compile command, so one per
+environment path) lives where torch puts it, `$TORCHINDUCTOR_CACHE_DIR`, else
+`/tmp/torchinductor_<user>`. It is not moved here: torch.compile users share it, and a fresh
+directory per run would pay the header and every kernel again. `benchopt-bilevel cache` reports
+its size, and `--clear-inductor` empties it.
+
 Entry: `<key>.pt2` (the AOTInductor package) and `<key>.json` (identity, state keys in the
 library's order, build seconds, creation time). Parallel workers are safe: a build holds an
 exclusive `fcntl.flock` on `<key>.lock`, so a second worker asking for the same key waits and
@@ -161,14 +168,49 @@ def cache_stats(directory: Path | None = None) -> dict[str, Any]:
             "entries": sum(1 for p in files if p.suffix == ".pt2" and not p.name.startswith("."))}
 
 
+def inductor_cache_dir() -> Path:
+    """Inductor's working cache: $TORCHINDUCTOR_CACHE_DIR, else torch's default under /tmp."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir as inductor_dir  # noqa: PLC0415
+    except ImportError:  # another torch layout: its documented default
+        import getpass  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+
+        return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+                    or Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}")
+    return Path(inductor_dir())
+
+
+def inductor_cache_stats(directory: Path | None = None) -> dict[str, Any]:
+    """Path and size in bytes of Inductor's working cache, and of its precompiled headers."""
+    directory = directory or inductor_cache_dir()
+    files = [p for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
+    headers = [p for p in files if p.parent.name == "precompiled_headers" and p.suffix == ".gch"]
+    return {"path": str(directory), "bytes": sum(p.stat().st_size for p in files),
+            "headers": len(headers), "header_bytes": sum(p.stat().st_size for p in headers)}
+
+
 def clear_cache(directory: Path | None = None) -> int:
     """Empty the cache directory (kept, empty); the number of entries removed."""
     directory = directory or cache_dir()
     removed = cache_stats(directory)["entries"]
+    _empty(directory)
+    return removed
+
+
+def clear_inductor_cache(directory: Path | None = None) -> int:
+    """Empty Inductor's working cache (kept, empty); the bytes freed. Only while no build runs:
+    a build reads its own files back from there."""
+    directory = directory or inductor_cache_dir()
+    freed = inductor_cache_stats(directory)["bytes"]
+    _empty(directory)
+    return freed
+
+
+def _empty(directory: Path) -> None:
     if directory.is_dir():
         for path in directory.iterdir():
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-    return removed

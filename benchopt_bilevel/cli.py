@@ -255,17 +255,26 @@ def profile(problem_spec, solver_specs, steps, device, dtype) -> None:
 
 @main.command()
 @click.option("--clear", is_flag=True, help="remove every entry.")
-def cache(clear: bool) -> None:
+@click.option("--clear-inductor", is_flag=True,
+              help="empty Inductor's working cache too (while no build runs; the next build redoes its headers).")
+def cache(clear: bool, clear_inductor: bool) -> None:
     """The build cache of the fast path: its path, size and entry count (one entry per solver
-    structure × problem × dtype; set the place with $BENCHOPT_BILEVEL_CACHE)."""
-    from .build_cache import cache_stats, clear_cache  # noqa: PLC0415
+    structure × problem × dtype; set the place with $BENCHOPT_BILEVEL_CACHE), and the size of
+    Inductor's working cache ($TORCHINDUCTOR_CACHE_DIR), which builds fill as well."""
+    from .build_cache import cache_stats, clear_cache, clear_inductor_cache, inductor_cache_stats  # noqa: PLC0415
 
     if clear:
         removed = clear_cache()
         console.print(f"removed {removed} build(s)", highlight=False)
-    stats = cache_stats()
+    if clear_inductor:
+        freed = clear_inductor_cache()
+        console.print(f"freed {freed / 2**20:.1f} MiB of Inductor's working cache", highlight=False)
+    stats, inductor = cache_stats(), inductor_cache_stats()
     console.print(f"{stats['path']}\n{stats['entries']} build(s), {stats['bytes'] / 2**20:.1f} MiB",
                   highlight=False, soft_wrap=True)
+    console.print(f"Inductor's working cache: {inductor['path']}\n{inductor['bytes'] / 2**20:.1f} MiB, of which "
+                  f"{inductor['headers']} precompiled header(s) {inductor['header_bytes'] / 2**20:.1f} MiB "
+                  "(--clear-inductor empties it)", highlight=False, soft_wrap=True)
 
 
 # Commands defined next to the engine parts they drive: (module, command names).

@@ -122,3 +122,22 @@ def test_default_directory(monkeypatch):
     assert build_cache.cache_dir() == Path("~/.cache/benchopt-bilevel/builds").expanduser()
     monkeypatch.setenv(build_cache.CACHE_ENV, "/somewhere/else")
     assert build_cache.cache_dir() == Path("/somewhere/else")
+
+
+def test_cache_command_reports_and_clears_inductors_cache(tmp_path):
+    inductor = tmp_path / "inductor"
+    (inductor / "precompiled_headers").mkdir(parents=True)
+    (inductor / "precompiled_headers" / "c1.h.gch").write_bytes(b"h" * 2**20)
+    (inductor / "precompiled_headers" / "c1.h").write_text("#include <torch.h>")
+    (inductor / "ab").mkdir()
+    (inductor / "ab" / "kernel.so").write_bytes(b"k" * 2**19)
+    runner = CliRunner()
+    env = {build_cache.CACHE_ENV: str(tmp_path / "builds"), "TORCHINDUCTOR_CACHE_DIR": str(inductor)}
+    shown = runner.invoke(main, ["cache"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert str(inductor) in shown.output.replace("\n", "")
+    assert "1.5 MiB, of which 1 precompiled header(s) 1.0 MiB" in shown.output
+    cleared = runner.invoke(main, ["cache", "--clear-inductor"], env=env)
+    assert cleared.exit_code == 0, cleared.output
+    assert "freed 1.5 MiB" in cleared.output and "0.0 MiB, of which 0 precompiled" in cleared.output
+    assert inductor.is_dir() and not list(inductor.iterdir())
