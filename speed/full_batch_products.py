@@ -8,6 +8,9 @@ of the (11, n) margins, and a (11, n) x (n, d) product (the row mean), d = 22, n
 (problems/_logistic.py). On random data of those shapes, float32, with `--threads` threads (one
 by default, as the benchmark), this prints µs:
 
+- a bound: ESJ's products (2 x 2 x 11 x d x n flops per inner step) at the rate of a large square
+  sgemm (1024^3, MKL, the rate these skinny products could at best reach) plus the sigmoid of
+  the margins as eager computes it, for the 10 steps;
 - eager: each part alone (MKL sgemm; Sleef's expf for the sigmoid) and exp alone;
 - compiled: `torch.compile` of the 10 steps as ESJ computes them, and with Inductor's C++ GEMM
   template (`max_autotune`, backends CPP and ATEN, `cpp.threads` = `--threads`):
@@ -109,6 +112,12 @@ def main() -> None:
     exact = inner_steps(mm_margins, mm_row_mean)(ys.double(), {k: v.double() for k, v in data.items()})
     margins = mm_margins(ys, data)
     weights = torch.sigmoid(-margins)
+    square = torch.randn(1024, 1024, generator=generator)
+    peak = 2 * 1024**3 / best_us(torch.matmul, square, square, repeats=5) / 1e3  # GFLOP/s
+    products_us = N_STEPS * 2 * 2 * N_POINTS * N_FEATURES * N_ROWS / peak / 1e3
+    sigmoid_us = N_STEPS * best_us(torch.sigmoid, margins)
+    print(f"bound for {N_STEPS} inner steps: products at the 1024^3 sgemm's {peak:.0f} GFLOP/s {products_us:.0f} µs "
+          f"+ sigmoid of the margins {sigmoid_us:.0f} µs = {products_us + sigmoid_us:.0f} µs")
     print(f"{threads} thread(s). eager, one inner step: margins {best_us(mm_margins, ys, data):.0f}, "
           f"sigmoid {best_us(torch.sigmoid, margins):.0f} (exp alone {best_us(torch.exp, margins):.0f}), "
           f"row mean {best_us(mm_row_mean, weights, data):.0f}; on the rows padded to 24 columns "
