@@ -17,7 +17,9 @@ Not part of the test suite (minutes of builds; timings on shared machines are no
   not export today is reported as such, not as an error;
 - test_full_batch_floor: ESJ's arithmetic alone, eager ops on the problem's own layouts: its T
   inner steps for Q + 1 points, each the two products over all training rows and the sigmoid
-  between them (`floor_parts`), what no graph-level change removes;
+  between them (`floor_parts`), what no graph-level change removes; and a bound below any
+  kernel: the two products' flops at the rate of a large square sgemm (1024³, which products this
+  skinny do not reach) plus the sigmoid as timed;
 - test_table: the table (printed, and written to BENCH_FAST_TABLE if set): µs per step fast and
   eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here with hash draws /
   JAX SOBA there), for SOBA, SABA, AmIGO and ESJ also the JAX figure measured here, fast / scaled JAX, and the
@@ -223,6 +225,12 @@ def test_full_batch_floor(benchmark, problem):
                                      16, STEP_SECONDS / 2)
             _floor[part] = best
         _floor["esj_step"] = params.n_inner_steps * sum(_floor[part] for part in parts)
+        square = torch.randn(1024, 1024)
+        best, _, _ = per_step_us(lambda state, n: [square @ square for _ in range(n)][-1], None, 4, STEP_SECONDS / 2)
+        _floor["sgemm_gflops"] = 2 * 1024**3 / best / 1e3
+        n_points, (n_features, n_rows) = params.n_directions + 1, problem.train_t.shape
+        products_us = 2 * 2 * n_points * n_features * n_rows / _floor["sgemm_gflops"] / 1e3
+        _floor["esj_bound"] = params.n_inner_steps * (products_us + _floor["sigmoid"])
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info.update(_floor)
@@ -285,6 +293,9 @@ def table() -> str:
                      f"= {_floor['esj_step'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference; per inner "
                      f"step margins {_floor['margins']:.0f}, sigmoid {_floor['sigmoid']:.0f}, row mean "
                      f"{_floor['row_mean']:.0f} µs; the fast step is {_fast['esj']['fast_us'] / _floor['esj_step']:.2f}x it.")
+        notes.append(f"ESJ's bound (the products at a 1024³ sgemm's {_floor['sgemm_gflops']:.0f} GFLOP/s, plus the "
+                     f"sigmoid): {_floor['esj_bound']:,.0f} µs/step = "
+                     f"{_floor['esj_bound'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference.")
     for sampler in JAX_SAMPLERS:
         measured = ", ".join(f"{name} {_jax[sampler, name]['us']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
         compile_s = ", ".join(f"{_jax[sampler, name]['compile_s']:.1f}" for name in JAX_METHODS if (sampler, name) in _jax)
