@@ -7,8 +7,10 @@ Where: `$BENCHOPT_BILEVEL_CACHE`, else `~/.cache/benchopt-bilevel/builds`
 Key: sha256 of a JSON identity (`build_identity`): the solver's name and the parameters that
 shape its graph (`fast.static_identity`; its float hyperparameters are an input of the library,
 not part of the key), the problem's class and parameters (its data are constants of the
-library), the state's keys, shapes and dtypes in order, the dtype, the device, the torch version
-and a code hash. The code hash covers the sources of every `benchopt_bilevel/*.py`, the solver's
+library), the state's keys, shapes and dtypes in order, the dtype, the device, the host's CPU
+(model and a hash of its feature flags: Inductor builds for the instruction set of the machine
+that builds, so a cache shared by cluster nodes keeps one library per kind of node), the torch
+version and a code hash. The code hash covers the sources of every `benchopt_bilevel/*.py`, the solver's
 module file and the problem's module file: any change to that code invalidates every entry
 (coarse on purpose: a stale library would silently run old arithmetic).
 
@@ -20,7 +22,10 @@ directory per run would pay the header and every kernel again. `benchopt-bilevel
 its size, and `--clear-inductor` empties it.
 
 Entry: `<key>.pt2` (the AOTInductor package) and `<key>.json` (identity, state keys in the
-library's order, build seconds, creation time). Parallel workers are safe: a build holds an
+library's order, build seconds, creation time). `<key>.auto.json` is the runner's "auto" choice
+for that identity (`remembered_choice`): the first run measures and decides, every later run of
+the identity (other seeds, other tuning trials) takes the same path, so one selection's runs are
+never split between eager and fast by a measurement near the threshold. Parallel workers are safe: a build holds an
 exclusive `fcntl.flock` on `<key>.lock`, so a second worker asking for the same key waits and
 then finds the entry; files are written to a temp name in the cache directory and `os.replace`d
 (atomic), so a reader never sees half a library. An entry that is corrupt or fails to load is
@@ -74,6 +79,23 @@ def code_hash(*classes: type) -> str:
     return _hash_files(tuple(sorted(files)))
 
 
+@functools.lru_cache(maxsize=None)
+def host_cpu() -> str:
+    """The CPU a library is built for: its model and a hash of its feature flags (Linux's
+    /proc/cpuinfo; elsewhere the platform's processor name alone)."""
+    from .provenance import cpu_name  # noqa: PLC0415 - provenance imports the run machinery
+
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() in ("flags", "Features"):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                break
+    except OSError:
+        pass
+    return f"{cpu_name()} [{hashlib.sha256(flags.encode()).hexdigest()[:12]}]" if flags else cpu_name()
+
+
 def build_identity(solver: Any, problem: Any, state: dict[str, torch.Tensor], dtype: torch.dtype,
                    device: torch.device) -> dict[str, Any]:
     """What a fast build depends on (JSON-able); its sha256 is the cache key."""
@@ -88,6 +110,7 @@ def build_identity(solver: Any, problem: Any, state: dict[str, torch.Tensor], dt
         "state": [[k, list(v.shape), str(v.dtype)] for k, v in state.items()],
         "dtype": str(dtype),
         "device": str(device),
+        "host": host_cpu() if torch.device(device).type == "cpu" else None,
         "torch": torch.__version__,
         "code": code_hash(type(solver), type(problem)),
     }
@@ -156,6 +179,34 @@ def get_or_build(identity: dict[str, Any], keys: list[str], build: Callable[[str
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
             atomic_write(directory / f"{key}.json", json.dumps(info, indent=1, sort_keys=True).encode())
             return Loaded(load(str(directory / f"{key}.pt2")), keys, False, seconds)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def remembered_choice(identity: dict[str, Any], decide: Callable[[], dict[str, Any]],
+                      directory: Path | None = None) -> tuple[dict[str, Any], bool]:
+    """The choice recorded for `identity` (a JSON-able dict, e.g. {"path": "fast", ...}) and
+    True; or, the first time, `decide()`'s, recorded, and False. Under the identity's lock, so two
+    workers asking at once get one choice; a record that is corrupt or for another identity is
+    decided again."""
+    directory = directory or cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = cache_key(identity)
+    record = directory / f"{key}.auto.json"
+    with open(directory / f"{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            try:
+                stored = json.loads(record.read_text())
+                if stored.get("identity") == json.loads(_canonical(identity)) and isinstance(stored.get("choice"), dict):
+                    return stored["choice"], True
+            except (OSError, ValueError):
+                pass
+            choice = decide()
+            info = {"identity": json.loads(_canonical(identity)), "choice": choice,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            atomic_write(record, json.dumps(info, indent=1, sort_keys=True).encode())
+            return choice, False
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

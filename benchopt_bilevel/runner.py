@@ -9,7 +9,8 @@ The runner owns the loop, the clock, the evaluation schedule and the stop rules:
   sampling (inside the step) is timed, evaluation is not;
 - without --compile, `step_path` chooses eager steps, the fast path (`FastChunk`: n steps per
   call of a library from the on-disk build cache, CPU) or "auto": fast when the eager warm-up
-  step costs less than `FAST_SECONDS_PER_CALL` per declared oracle call. The path taken is the
+  step costs less than `FAST_SECONDS_PER_CALL` per declared oracle call, decided by the first run
+  of a build identity and kept for the others (`build_cache.remembered_choice`). The path taken is the
   row's `path` column (eager, compiled or fast), `build_cache_hit` says whether a fast library was reused (None otherwise),
   and a fast path that cannot export or build leaves a note in `message` and runs eager;
 - a warm-up (one step eager, three compiled or fast) runs on a copy of the initial state; its time
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import rng
+from . import build_cache, rng
 from . import cells
 from .cells import DTYPES, Cell, RunConfig, build_problem, resolve_device, validate
 from .chunks import FastChunk, compiles, eager_note, make_chunk
@@ -82,16 +83,26 @@ def _eager_step_time(chunk, state: State, clock: Clock) -> float:
 
 
 def _wants_fast(config: RunConfig, solver: Solver, device: torch.device, first_step: float,
-                eager_step: Callable[[], float], calls_per_step: Callable[[], float]) -> bool:
+                eager_step: Callable[[], float], calls_per_step: Callable[[], float],
+                identity: Callable[[], dict]) -> bool:
     """Whether the run tries the fast path: asked ("fast"; a host-side solver then runs eager
     with a note, `FastChunk`), or "auto" and an eager step (the faster of the warm-up's and one
     more) costs less than the threshold per declared oracle call. Auto never takes it for a
-    host-side step or on CUDA (there the path is --compile)."""
+    host-side step or on CUDA (there the path is --compile). Auto's choice is made once per build
+    identity, by its first run, and kept in the build cache (`build_cache.remembered_choice`):
+    the other seeds and trials of a solver take the same path, whatever their own warm-up says."""
     if config.step_path == "fast":
         return True
     if config.step_path != "auto" or solver.host_side is not None or device.type != "cpu":
         return False
-    return min(first_step, eager_step()) < cells.FAST_SECONDS_PER_CALL * max(1.0, calls_per_step())
+
+    def decide() -> dict:
+        seconds = min(first_step, eager_step()) / max(1.0, calls_per_step())
+        return {"path": "fast" if seconds < cells.FAST_SECONDS_PER_CALL else "eager",
+                "eager_seconds_per_call": seconds, "threshold": cells.FAST_SECONDS_PER_CALL}
+
+    choice, _ = build_cache.remembered_choice(identity(), decide)
+    return choice["path"] == "fast"
 
 
 def run_cell(cell: Cell, config: RunConfig, output_dir: str | Path | None = None) -> pd.DataFrame:
@@ -159,7 +170,8 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             if compiled:
                 outcome["path"] = "compiled"
             elif _wants_fast(config, solver, device, outcome["warmup_time"], lambda: _eager_step_time(chunk, state, clock),
-                             lambda: oracles.total_calls(solver.oracle_cost(oracles.facts))):
+                             lambda: oracles.total_calls(solver.oracle_cost(oracles.facts)),
+                             lambda: build_cache.build_identity(solver, problem, state, dtype, device)):
                 fast_chunk = FastChunk(solver, oracles, device, dtype)
                 start = clock.now()
                 fast_chunk(_clone(state), 3)  # builds or loads the library: in warmup_time

@@ -4,16 +4,20 @@ recovery logic is tested in milliseconds; a real library's hit and build times a
 tests/test_fast.py."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import multiprocessing
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from benchopt_bilevel import build_cache
 from benchopt_bilevel.cli import main
+from benchopt_bilevel.fixtures import build_quadratic
+from benchopt_bilevel.registry import get_solver
 
 IDENTITY = {"solver": "soba", "static": {"decay": 0.4}, "dtype": "torch.float64", "state": [["x", [5], "torch.float64"]]}
 
@@ -141,3 +145,45 @@ def test_cache_command_reports_and_clears_inductors_cache(tmp_path):
     assert cleared.exit_code == 0, cleared.output
     assert "freed 1.5 MiB" in cleared.output and "0.0 MiB, of which 0 precompiled" in cleared.output
     assert inductor.is_dir() and not list(inductor.iterdir())
+
+
+def test_a_choice_is_decided_once_per_identity(tmp_path):
+    decided = []
+
+    def decide(path: str):
+        return lambda: decided.append(path) or {"path": path}
+
+    assert build_cache.remembered_choice(IDENTITY, decide("eager"), tmp_path) == ({"path": "eager"}, False)
+    assert build_cache.remembered_choice(IDENTITY, decide("fast"), tmp_path) == ({"path": "eager"}, True)
+    other = {**IDENTITY, "dtype": "torch.float32"}
+    assert build_cache.remembered_choice(other, decide("fast"), tmp_path) == ({"path": "fast"}, False)
+    assert decided == ["eager", "fast"]
+    [record] = tmp_path.glob(f"{build_cache.cache_key(IDENTITY)}.auto.json")
+    record.write_text("{half")  # corrupt: decided again
+    assert build_cache.remembered_choice(IDENTITY, decide("fast"), tmp_path) == ({"path": "fast"}, False)
+    build_cache.clear_cache(tmp_path)
+    assert build_cache.remembered_choice(IDENTITY, decide("eager"), tmp_path) == ({"path": "eager"}, False)
+
+
+def test_racing_workers_get_one_choice(tmp_path):
+    def decide(path: str):
+        def slow() -> dict:
+            time.sleep(0.2)
+            return {"path": path}
+        return slow
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda path: build_cache.remembered_choice(IDENTITY, decide(path), tmp_path),
+                            ["eager", "fast"]))
+    assert got[0][0] == got[1][0] and sorted(hit for _, hit in got) == [False, True]
+
+
+def test_the_host_cpu_is_part_of_a_cpu_build_identity(monkeypatch):
+    assert build_cache.host_cpu()  # model, and a hash of the feature flags where the OS lists them
+    solver, problem = get_solver("soba")(), build_quadratic()
+    state = {"x": problem.x0(), "y": problem.y0()}
+    identity = build_cache.build_identity(solver, problem, state, torch.float64, torch.device("cpu"))
+    assert identity["host"] == build_cache.host_cpu()
+    monkeypatch.setattr(build_cache, "host_cpu", lambda: "another CPU [0123456789ab]")
+    other = build_cache.build_identity(solver, problem, state, torch.float64, torch.device("cpu"))
+    assert build_cache.cache_key(other) != build_cache.cache_key(identity)

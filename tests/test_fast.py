@@ -6,6 +6,9 @@ directory of the session; every other test reuses it (a hit).
 """
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import os
 import time
 import zipfile
@@ -238,24 +241,40 @@ def test_auto_takes_the_fast_path_on_a_cheap_step(soba_build):
     assert (rows["path"] == "fast").all() and rows["build_cache_hit"].iloc[-1]
 
 
-def test_auto_stays_eager_under_a_zero_threshold(soba_build, monkeypatch):
+def test_auto_stays_eager_under_a_zero_threshold_and_keeps_that_choice(tmp_path, monkeypatch):
+    """Auto's choice is the first run's, for every later run of the build identity: a run that
+    would now choose fast stays eager, so one selection's seeds never straddle two paths."""
+    monkeypatch.setenv(build_cache.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(cells, "FAST_SECONDS_PER_CALL", 0.0)
     rows = _run_instance(get_solver("soba")(), _config(step_path="auto"))
     assert (rows["path"] == "eager").all() and rows["build_cache_hit"].isna().all() and rows["message"].iloc[-1] == ""
+    monkeypatch.setattr(cells, "FAST_SECONDS_PER_CALL", math.inf)
+    rows = _run_instance(get_solver("soba")(outer_ratio=2.0), _config(step_path="auto"))
+    assert (rows["path"] == "eager").all()
+    [record] = tmp_path.glob("*.auto.json")
+    assert json.loads(record.read_text())["choice"]["path"] == "eager"
+    assert not list(tmp_path.glob("*.pt2"))
 
 
-def test_auto_rule_is_per_declared_oracle_call():
+def test_auto_rule_is_per_declared_oracle_call(tmp_path, monkeypatch):
     """A 5 ms step of 100 cheap oracle calls (a period of a variance-reduced method) is
     dispatch-bound; a 5 ms step of 4 calls is arithmetic; host-side steps and CUDA never auto."""
     from benchopt_bilevel.runner import _wants_fast
 
+    monkeypatch.setenv(build_cache.CACHE_ENV, str(tmp_path))
+    cases = itertools.count()
+
+    def identity() -> dict:  # a new identity per case: each decides afresh
+        return {"case": next(cases)}
+
     auto, soba, cpu = RunConfig(step_path="auto"), get_solver("soba")(), torch.device("cpu")
-    assert _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-3, lambda: 100.0)
-    assert not _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-3, lambda: 4.0)
-    assert _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-4, lambda: 4.0)  # the faster of two eager steps
-    assert not _wants_fast(auto, get_solver("random-search")(), cpu, 1e-6, lambda: 1e-6, lambda: 1.0)
-    assert not _wants_fast(auto, soba, torch.device("cuda"), 1e-6, lambda: 1e-6, lambda: 1.0)
-    assert not _wants_fast(RunConfig(step_path="eager"), soba, cpu, 1e-6, lambda: 1e-6, lambda: 1.0)
+    assert _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-3, lambda: 100.0, identity)
+    assert not _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-3, lambda: 4.0, identity)
+    assert _wants_fast(auto, soba, cpu, 5e-3, lambda: 5e-4, lambda: 4.0, identity)  # the faster of two eager steps
+    assert not _wants_fast(auto, get_solver("random-search")(), cpu, 1e-6, lambda: 1e-6, lambda: 1.0, identity)
+    assert not _wants_fast(auto, soba, torch.device("cuda"), 1e-6, lambda: 1e-6, lambda: 1.0, identity)
+    assert not _wants_fast(RunConfig(step_path="eager"), soba, cpu, 1e-6, lambda: 1e-6, lambda: 1.0, identity)
+    assert next(cases) == 3  # only the three auto cases on a CPU measured and recorded
 
 
 def test_fast_is_refused_on_cuda_and_with_compile():
