@@ -374,7 +374,8 @@ def summary(runs: pd.DataFrame, quantiles: tuple[float, float] = QUANTILES) -> p
 
     Columns: time_median / time_low / time_high (quantiles of time-to-target), time_ratio (to the
     best median of the problem on the device class), the same with `oracle_`, final_metric_median,
-    n_runs, n_reached, n_<status> for each status, peak_memory_median, final_oracle_median,
+    n_runs, n_reached, n_<status> for each status, path (the step path its runs took: eager,
+    compiled or fast), peak_memory_median, final_oracle_median,
     final_time_median, final_step_median, message (the first run's that has one: why it failed
     or was skipped), rank (by time median, then final metric; 1 is best), and solver_params when
     the entry has one. This is the one summary of a results table: `show`, `score`, `compare`
@@ -394,6 +395,7 @@ def summary(runs: pd.DataFrame, quantiles: tuple[float, float] = QUANTILES) -> p
     one_setting = runs.groupby(codes, sort=True)["solver_params"].nunique().to_numpy() == 1
     table["solver_params"] = first["solver_params"].where(one_setting, "")
     table["seeds"] = [sorted(int(s) for s in seeds) for seeds in np.split(runs["seed"].to_numpy(), starts[1:])]
+    table["path"] = [", ".join(sorted(set(paths))) for paths in np.split(runs["path"].astype(str).to_numpy(), starts[1:])]
     table["n_runs"] = np.diff(np.r_[starts, len(runs)])
 
     def count(mask: Any) -> np.ndarray:
@@ -424,6 +426,17 @@ def summary(runs: pd.DataFrame, quantiles: tuple[float, float] = QUANTILES) -> p
                               kind="stable")
     table["rank"] = table.groupby(["device_class", "problem_label"]).cumcount() + 1
     return table.drop(columns="_final_key").reset_index(drop=True)
+
+
+def mixed_paths(problem_entries: pd.DataFrame) -> dict[str, list[str]]:
+    """{step path: its entries' labels} when one problem's ranking mixes step paths, else {}.
+
+    An eager step pays PyTorch's per-op dispatch, a fast or compiled one does not: on an
+    overhead-bound problem that alone can order entries, so every view of a ranking that mixes
+    paths says so (the site's note and row badges, the README's table).
+    """
+    groups = problem_entries.groupby("path", sort=True)["solver_label"].agg(list)
+    return {str(path): list(labels) for path, labels in groups.items()} if len(groups) > 1 else {}
 
 
 # -- across problems -------------------------------------------------------------------------------

@@ -25,12 +25,14 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _entry(row) -> str:
-    """'soba: 0.412 s (3/3 runs)' when the median run reached the target, else its final metric."""
+def _entry(row, mixed: bool) -> str:
+    """'soba: 0.412 s (3/3 runs)' when the median run reached the target, else its final metric;
+    'soba (fast): …' when the problem's ranking mixes step paths."""
     reached = f"{int(row['n_reached'])}/{int(row['n_runs'])} runs at target"
+    name = f"**{row['solver_label']}**" + (f" ({row['path']})" if mixed else "")
     if math.isfinite(row["time_median"]):
-        return f"**{row['solver_label']}**: {_number(row['time_median'])} s ({reached})"
-    return f"**{row['solver_label']}**: target missed, final {_number(row['final_metric_median'])} ({reached})"
+        return f"{name}: {_number(row['time_median'])} s ({reached})"
+    return f"{name}: target missed, final {_number(row['final_metric_median'])} ({reached})"
 
 
 def _budget(bundle: Path, manifest: dict) -> str:
@@ -63,12 +65,20 @@ def table(bundle: str | Path) -> str:
              "",
              "| hardware | problem (target) | leader: median time-to-target | runner-up |",
              "|---|---|---|---|"]
+    mixed = []
     for (device_class, problem), group in entries.groupby(["device_class", "problem_label"], sort=True):
         group = group.sort_values("rank", kind="stable")
         first = group.iloc[0]
         target = f"{first['target_metric']} ≤ {_number(first['target_value'])}"
-        runner_up = _entry(group.iloc[1]) if len(group) > 1 else "—"
-        lines.append(f"| {device_class} | `{problem}` ({target}) | {_entry(first)} | {runner_up} |")
+        paths = scoring.mixed_paths(group)
+        runner_up = _entry(group.iloc[1], bool(paths)) if len(group) > 1 else "—"
+        lines.append(f"| {device_class} | `{problem}` ({target}) | {_entry(first, bool(paths))} | {runner_up} |")
+        if paths:
+            mixed.append(f"`{problem}` ({'; '.join(f'{path}: {len(labels)}' for path, labels in paths.items())} "
+                         "entries)")
+    if mixed:
+        lines += ["", "Rankings that mix step paths (an eager step pays PyTorch's per-op dispatch, a fast one "
+                  f"does not; the site marks each row): {', '.join(mixed)}."]
     return "\n".join(lines)
 
 

@@ -108,6 +108,7 @@ def test_table_of_a_tiny_bundle(tmp_path):
     assert cells[3].startswith(f"**{entries['solver_label'].iloc[1]}**")
     first = entries.iloc[0]
     assert f"{int(first['n_reached'])}/3 runs at target" in cells[2]
+    assert "(eager)" not in text and "mix step paths" not in text  # one path: nothing to say
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{leaderboard_table.START}\nold\n{leaderboard_table.END}\n\n## rest\n")

@@ -223,6 +223,16 @@ def test_eager_and_fast_rows_of_one_solver_are_two_entries():
     assert sorted(runs["path"]) == ["eager", "fast"]
 
 
+def test_summary_names_each_entry_path_and_a_mixed_ranking():
+    eager = pd.DataFrame(reaching_at(1.0, "a", "p1", "soba", 0) + reaching_at(2.0, "b", "p1", "saba", 0))
+    entries = scoring.summary(scoring.run_table(eager, targets=TARGETS))
+    assert list(entries["path"]) == ["eager", "eager"] and scoring.mixed_paths(entries) == {}
+    fast = pd.DataFrame(reaching_at(0.5, "c", "p1", "fsla", 0)).assign(path="fast")
+    entries = scoring.summary(scoring.run_table(pd.concat([eager, fast], ignore_index=True), targets=TARGETS))
+    assert dict(zip(entries["solver_label"], entries["path"])) == {"fsla": "fast", "soba": "eager", "saba": "eager"}
+    assert scoring.mixed_paths(entries) == {"eager": ["soba", "saba"], "fast": ["fsla"]}  # in rank order
+
+
 def test_show_uses_the_same_time_to_target():
     results = table(reaching_at(1.0, "a0", "quadratic", "A", 0), reaching_at(3.0, "a1", "quadratic", "A", 1))
     results = results.rename(columns={"objective_value": "objective_relative_suboptimality"})

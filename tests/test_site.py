@@ -216,6 +216,26 @@ def test_large_site_gets_a_page_per_problem(published, tmp_path):
     assert not list(tmp_path.glob("problem-*.html"))
 
 
+def test_a_ranking_that_mixes_step_paths_says_so(published, tmp_path):
+    """One path per problem: no note, no path badge. SABA's rows relabelled as fast: every problem
+    gets the note naming both groups, and each of its rows a badge with its own path."""
+    from benchopt_bilevel.publishing import load_bundle
+
+    index_path, dom, _ = published
+    assert not dom.find_all("p", class_="paths") and not dom.find_all("span", class_="path")
+    rows = load_bundle(index_path.parent / "bundle")
+    rows["path"] = rows["solver"].map({"saba": "fast"}).fillna("eager")
+    mixed = parse(site.render_site(rows, tmp_path))
+    problems = mixed.find_all("section", class_="problem")
+    assert problems
+    for problem in problems:
+        (note,) = problem.find_all("p", class_="paths")
+        assert "eager: soba" in note.all_text() and "fast: saba" in note.all_text()
+        for row in problem.find_all("tr", class_="entry"):
+            (badge,) = row.find_all("span", class_="path")
+            assert badge.all_text() == ("fast" if row.attrs["data-solver"].startswith("saba") else "eager")
+
+
 def hand_made_track(problems=("quadratic", "logreg")) -> pd.DataFrame:
     """Measurements shaped like the hypergradient track's: two estimators, two budgets, two points."""
     rows = [("aid-cg", 1, 4, 1e-1), ("aid-cg", 8, 32, 1e-5), ("jfb", float("nan"), 2, 3e-1)]

@@ -16,8 +16,8 @@ from .. import __version__
 from ..errors import UserError
 from ..provenance import git_revision
 from ..atomic import atomic_write
-from ..scoring import (STATUSES, TargetOverrides, label_rows, performance_profiles, run_table, scores,
-                       summary)
+from ..scoring import (STATUSES, TargetOverrides, label_rows, mixed_paths, performance_profiles, run_table,
+                       scores, summary)
 from . import plots
 from .templates import CSS, JS, PAGE
 
@@ -255,8 +255,18 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
+def _paths_note(paths: dict[str, list[str]]) -> str:
+    """The line above a ranking that mixes step paths (`scoring.mixed_paths`); '' when it does not."""
+    if not paths:
+        return ""
+    groups = "; ".join(f"{_e(path)}: {_e(', '.join(labels))}" for path, labels in paths.items())
+    return ('<p class="meta paths">This ranking mixes step paths (' + groups + "). An eager step pays "
+            "PyTorch's per-op dispatch and a fast or compiled one does not, so on a problem whose step "
+            "is overhead-bound the path alone can order two entries (docs/compile.md).</p>")
+
+
 def _leaderboard_table(table_id: str, problem_label: str, entries: pd.DataFrame,
-                       tuned: dict[str, tuple[str, str]], messages: dict[str, str]) -> str:
+                       tuned: dict[str, tuple[str, str]], messages: dict[str, str], mixed: bool = False) -> str:
     head = "".join(f'<th data-key="{k}" data-type="{"num" if n else "text"}" scope="col">{_e(h)}</th>'
                    for k, h, n in COLUMNS)
     rows = []
@@ -271,6 +281,8 @@ def _leaderboard_table(table_id: str, problem_label: str, entries: pd.DataFrame,
             line = _sources_line(sources)
             badge = (f'<span class="badge default" title="the solver\'s defaults (docs/solvers.md)">default</span>'
                      + (f'<span class="sources">{_e(line)}</span>' if line else ""))
+        if mixed:  # every row says its path when the ranking mixes them
+            badge += f'<span class="badge path" title="step path">{_e(entry["path"])}</span>'
         solver_title = f' title="{_e(_sources_title(sources))}"' if sources else ""
         reached = entry["n_reached"] / entry["n_runs"] if entry["n_runs"] else math.nan
         missed = " missed" if math.isinf(entry["time_median"]) else ""
@@ -407,12 +419,14 @@ def render_site(results: pd.DataFrame, site_dir: str | os.PathLike, *, targets: 
             messages = {label: "; ".join(sorted({m for m in group["message"].dropna().astype(str) if m}))[:300]
                         for label, group in problem_runs.groupby("solver_label")}
             params = first["problem_params"]
+            paths = mixed_paths(problem_entries)
             problem_id = f"problem-{device_index}-{problem_index}"
             head = (f'<section class="problem" id="{problem_id}" data-problem="{_e(problem)}">'
                     f"<h3>{_e(problem)}</h3>"
                     f'<p class="meta">target: <code>{_e(first["target_metric"])} ≤ {first["target_value"]:g}</code>'
                     f" · parameters <code>{_e(params)}</code></p>"
-                    + _leaderboard_table(table_id, problem, problem_entries, tuned, messages))
+                    + _paths_note(paths)
+                    + _leaderboard_table(table_id, problem, problem_entries, tuned, messages, bool(paths)))
             figures = ('<div class="plots">' + "".join(
                 f'<figure class="convergence" data-axis="{axis}">'
                 + plots.convergence_svg(problem_rows, metric_column, float(first["target_value"]), axis, colors,

@@ -33,6 +33,8 @@ tr.missed td.time { color: #9a6700; }
 .badge { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 10px; margin-left: 4px;
          background: #ddf4ff; color: #0550ae; text-decoration: none; }
 .badge.default { background: #eef1f4; color: var(--muted); }
+.badge.path { background: #fff8c5; color: #7d4e00; }
+p.paths { border-left: 3px solid #d4a72c; padding-left: 8px; }
 td .sources { display: block; color: var(--muted); font-size: 11px; }
 .status-diverged, .status-error, .status-timeout { color: #cf222e; }
 .status-skipped { color: var(--muted); }
