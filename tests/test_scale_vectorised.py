@@ -109,6 +109,7 @@ def _summary_per_entry(runs: pd.DataFrame, quantiles=(0.2, 0.8)) -> pd.DataFrame
                   "problem_params": group["problem_params"].iloc[0],
                   "solver_params": group["solver_params"].iloc[0] if group["solver_params"].nunique() == 1 else "",
                   "seeds": sorted(int(s) for s in group["seed"]),
+                  "path": ", ".join(sorted(set(group["path"].astype(str)))),
                   "n_runs": len(group), "n_reached": int(group["reached"].sum())}
         for status in STATUSES:
             record[f"n_{status}"] = int((group["status"] == status).sum())
