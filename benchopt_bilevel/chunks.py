@@ -70,9 +70,16 @@ def make_chunk(solver: Solver, oracles: Oracles, compile: bool, device: torch.de
 
         step = torch.compile(steps, fullgraph=False, mode="reduce-overhead" if device.type == "cuda" else None)
 
+    graphs = compile and device.type == "cuda"
+
     def chunk(state: State, n: int) -> State:
         for _ in range(n // unroll):
-            state = step(oracles, state)
+            if graphs:  # a CUDA graph's outputs live in its pool until its next replay: a new step
+                # begins, and the state leaves the pool before it is fed back
+                torch.compiler.cudagraph_mark_step_begin()
+                state = {k: v.clone() for k, v in step(oracles, state).items()}
+            else:
+                state = step(oracles, state)
         for _ in range(n % unroll):
             state = solver.step(oracles, state)
         return state

@@ -101,7 +101,10 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
     if isinstance(count, int):
         # On the host, as the runner's own count. torch.full, an op of the graph: a torch.tensor
         # constant in the body of a nested loop breaks AOTInductor's build (torch 2.13).
-        count = torch.full((), count, dtype=torch.int64)
+        # On a GPU the carry's device: Inductor's CUDA lowering of a loop whose counter is on the
+        # host and its carry on the device fails (torch 2.11).
+        on_gpu = any(c.device.type == "cuda" for c in carry)
+        count = torch.full((), count, dtype=torch.int64, device=carry[0].device if on_gpu else "cpu")
     from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
 
     def step(i: Tensor, *inputs: Tensor) -> Carry:

@@ -155,7 +155,7 @@ class Oracles:
         cross call. A problem may compute them in one pass over the batch's data (its
         `grad_hvp_cross_inner`): memory-bound problems read their samples once instead of twice."""
         own = self._own("grad_hvp_cross_inner")
-        if not own:
+        if own is None:
             return (self.grad_inner_y(x, y, batch), *self.hvp_cross_inner(x, y, v, batch))
         for kind in ("grad_inner", "hvp", "cross"):
             self._count(kind, batch)
@@ -175,13 +175,13 @@ class Oracles:
         """∇_y g(x, y)."""
         self._count("grad_inner", batch)
         own = self._own("grad_inner_y")
-        return own(x, y, batch) if own else self._grad_g_y(x, y, batch)
+        return own(x, y, batch) if own is not None else self._grad_g_y(x, y, batch)
 
     def grad_inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
         """(∇_x g, ∇_y g) for the price of one gradient."""
         self._count("grad_inner", batch)
         own = self._own("grad_inner")
-        return own(x, y, batch) if own else self._grad_g_xy(x, y, batch)
+        return own(x, y, batch) if own is not None else self._grad_g_xy(x, y, batch)
 
     def grad_inner_x(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         return self.grad_inner(x, y, batch)[0]
@@ -190,7 +190,7 @@ class Oracles:
         """(∇_x f, ∇_y f) for the price of one gradient."""
         self._count("grad_outer", batch)
         own = self._own("grad_outer")
-        return own(x, y, batch) if own else self._grad_f_xy(x, y, batch)
+        return own(x, y, batch) if own is not None else self._grad_f_xy(x, y, batch)
 
     def grad_outer_x(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
         return self.grad_outer(x, y, batch)[0]
@@ -203,7 +203,7 @@ class Oracles:
         """∇²_yy g(x, y) · v (forward-over-reverse)."""
         self._count("hvp", batch)
         own = self._own("hvp_inner")
-        if own:
+        if own is not None:
             return own(x, y, v, batch)
         return jvp(lambda y_: self._grad_g_y(x, y_, batch), (y,), (v,))[1]
 
@@ -211,7 +211,7 @@ class Oracles:
         """∇²_xy g(x, y) · v: the x-gradient of <∇_y g, v> (reverse mode)."""
         self._count("cross", batch)
         own = self._own("cross_inner")
-        if own:
+        if own is not None:
             return own(x, y, v, batch)
         _, pullback = vjp(lambda x_: self._grad_g_y(x_, y, batch), x)
         return pullback(v)[0]
@@ -220,7 +220,7 @@ class Oracles:
         """∇²_yx g(x, y) · u: the change of ∇_y g along x-direction u (forward mode)."""
         self._count("cross", batch)
         own = self._own("cross_t_inner")
-        if own:
+        if own is not None:
             return own(x, y, u, batch)
         return jvp(lambda x_: self._grad_g_y(x_, y, batch), (x,), (u,))[1]
 
@@ -231,7 +231,7 @@ class Oracles:
         self._count("hvp", batch)
         self._count("cross", batch)
         own = self._own("hvp_cross_inner")
-        if own:
+        if own is not None:
             return own(x, y, v, batch)
         if self._own("hvp_inner") and self._own("cross_inner"):
             return self.problem.hvp_inner(x, y, v, batch), self.problem.cross_inner(x, y, v, batch)

@@ -15,8 +15,10 @@ solver with its default parameters:
 A figure is the best call of `steps` steps over about `--seconds`, each call ended by
 `torch.cuda.synchronize()` (128 steps a call, 4 for the full-batch solvers, SRBA per iteration as
 in speed/test_bench_fast.py). Peak memory is `torch.cuda.max_memory_allocated` over the solver's
-eager and graph runs. Rows are written to the table as they come, so a run cut short keeps what
-it measured. Needs a CUDA device: without one it says so and stops.
+eager and graph runs, the problem's data included. Rows are written to the table as they come, so
+a run cut short keeps what it measured, and a solver whose compiled chunk fails gets its error in
+the table. Needs a CUDA device: without one it says so and stops. Figures and findings:
+docs/fast-vs-jax.md, "GPU column".
 """
 from __future__ import annotations
 
@@ -108,6 +110,7 @@ def solver_row(name: str, problem, seconds: float, unroll: int, device: torch.de
                               for k in expected if expected[k].is_floating_point())
             row["graphs"] = per_step_us(graphs, dict(start), steps, seconds)[0] / iterations
     except Exception as error:  # noqa: BLE001 - reported in the table
+        print(f"{name}: {type(error).__name__}: {str(error)[:1500]}", flush=True)
         row["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120] if str(error).strip() else ''}"
     row["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return row
