@@ -38,7 +38,7 @@ from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_bench_fast import REFERENCE_US  # noqa: E402
+from test_bench_fast import REFERENCE_US, eager_steps  # noqa: E402
 
 CHUNK, FULL_BATCH_CHUNK, CHECK_STEPS = 128, 4, 4
 JAX_METHODS = ("soba", "saba", "amigo", "esj")
@@ -58,15 +58,6 @@ def per_step_us(run, state, steps: int, seconds: float) -> tuple[float, float, d
         torch.cuda.synchronize()
         times.append((time.perf_counter() - start) / steps * 1e6)
     return min(times), statistics.median(times), state
-
-
-def eager_chunk(solver, oracles):
-    def run(state, n):
-        with torch.no_grad():
-            for _ in range(n):
-                state = solver.step(oracles, state)
-        return state
-    return run
 
 
 def jax_figures(seconds: float) -> dict[str, float]:
@@ -96,7 +87,7 @@ def solver_row(name: str, problem, seconds: float, unroll: int, device: torch.de
     iterations = solver.period(ProblemFacts.of(problem)) if name == "srba" else 1
     steps = max(unroll, CHUNK // iterations // unroll * unroll) if solver.stochastic else FULL_BATCH_CHUNK
     torch.cuda.reset_peak_memory_stats()
-    eager = eager_chunk(solver, oracles)
+    eager = eager_steps(solver, oracles)
     row = {"eager": per_step_us(eager, dict(start), steps, seconds)[0] / iterations}
     try:
         graphs = make_chunk(solver, oracles, True, device, unroll=unroll)

@@ -124,7 +124,7 @@ def test_jax_reference(benchmark, name, sampler):
     assert timing.finite, f"JAX {name} diverged"
 
 
-def _eager_steps(solver, oracles):
+def eager_steps(solver, oracles):
     def run(state, n):
         with torch.no_grad():
             for _ in range(n):
@@ -161,7 +161,7 @@ def test_fast_path(benchmark, problem, name):
     row = {"iterations_per_step": iterations}
 
     def measure():
-        eager = _eager_steps(solver, oracles)
+        eager = eager_steps(solver, oracles)
         best, median, _ = per_step_us(eager, dict(start_state), steps, STEP_SECONDS)
         row.update(eager_us=best / iterations, eager_median_us=median / iterations)
         start = time.perf_counter()
