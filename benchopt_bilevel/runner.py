@@ -15,6 +15,8 @@ The runner owns the loop, the clock, the evaluation schedule and the stop rules:
   and a fast path that cannot export or build leaves a note in `message` and runs eager;
 - a warm-up (one step eager, three compiled or fast) runs on a copy of the initial state; its time
   (compilation or build included) is stored in `warmup_time`, never hidden and never added to `time`;
+  a compiled step that fails there (torch's own limits, e.g. CUDA graphs around a while_loop)
+  leaves the reason in `message` and the run goes on eager (`path` eager, `compiled` False);
 - evaluation points are log-spaced in steps when `max_steps` is given, else in time;
 - the run stops on max_time, max_steps, the target (if asked), divergence or an exception, each
   recorded as a status with a message. A failed run still yields its rows.
@@ -35,7 +37,7 @@ import torch
 from . import build_cache, rng
 from . import cells
 from .cells import DTYPES, Cell, RunConfig, build_problem, resolve_device, validate
-from .chunks import FastChunk, compiles, eager_note, make_chunk
+from .chunks import FastChunk, compiles, eager_note, first_line, make_chunk
 from .clock import Clock
 from .errors import UserError
 from .memory import PeakMemory
@@ -165,11 +167,21 @@ def _run(problem_cls, problem_params, solver: Solver, seed: int, config: RunConf
             warmup_steps = 3 * unroll if compiled else 1
             memory.pause()
             start = clock.now()
-            chunk(_clone(state), warmup_steps)
+            try:
+                chunk(_clone(state), warmup_steps)
+            except Exception as error:  # noqa: BLE001 - a compiler's failure: the run goes on eager
+                if not compiled:
+                    raise
+                # torch's own limits (e.g. CUDA graphs around a while_loop, torch 2.11): the rows
+                # say the run is eager and why, so it is never ranked as compiled.
+                compiled, unroll = False, 1
+                outcome.update(message=f"ran eager: the compiled step failed ({first_line(error)})", compiled=False)
+                chunk = make_chunk(solver, oracles, False, device)
+                chunk(_clone(state), 1)
             outcome["warmup_time"] = clock.now() - start
             if compiled:
                 outcome["path"] = "compiled"
-            elif _wants_fast(config, solver, device, outcome["warmup_time"], lambda: _eager_step_time(chunk, state, clock),
+            elif not config.compile and _wants_fast(config, solver, device, outcome["warmup_time"], lambda: _eager_step_time(chunk, state, clock),
                              lambda: oracles.total_calls(solver.oracle_cost(oracles.facts)),
                              lambda: build_cache.build_identity(solver, problem, state, dtype, device)):
                 fast_chunk = FastChunk(solver, oracles, device, dtype)

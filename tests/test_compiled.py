@@ -123,3 +123,31 @@ def test_the_retired_compile_backend_points_to_the_fast_path(value):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "the aot backend was replaced by the fast path: use --fast (or --path fast)" in lines[0]
     assert "--compile-backend" not in CliRunner().invoke(main, ["run", "--help"]).output
+
+
+def test_a_compiled_step_that_fails_runs_eager_and_says_why(monkeypatch):
+    # A compiler failure at the warm-up (seen on CUDA with torch 2.11: CUDA graphs around a
+    # while_loop) must not lose the run: it goes on eager, and its rows say so and why.
+    from benchopt_bilevel import runner
+
+    real = runner.make_chunk
+
+    def failing(solver, oracles, compile, device, unroll=1):
+        if not compile:
+            return real(solver, oracles, compile, device, unroll)
+
+        def chunk(state, n):
+            raise RuntimeError("storage data ptrs are not allocated in pool\nmore lines")
+        return chunk
+
+    monkeypatch.setattr(runner, "make_chunk", failing)
+    # "auto" would take the fast path on this small quadratic: --compile asked, it stays eager.
+    config = RunConfig(max_steps=8, max_time=600, n_evals=2, compile=True, dtype="float64", step_path="auto")
+    table = run_cell(Cell("quadratic", "soba", WELL_CONDITIONED), config)
+    eager = run_cell(Cell("quadratic", "soba", WELL_CONDITIONED), RunConfig(max_steps=8, max_time=600, n_evals=2,
+                                                                          dtype="float64"))
+    last = table.iloc[-1]
+    assert last["status"] == "ok" and last["step"] == 8
+    assert set(table["path"]) == {"eager"} and not table["compiled"].any()
+    assert last["message"] == "ran eager: the compiled step failed (RuntimeError: storage data ptrs are not allocated in pool)"
+    assert last["objective_value"] == eager.iloc[-1]["objective_value"]  # the same eager steps
