@@ -103,8 +103,8 @@ def repeat(count: Tensor | int, body: Callable[[Carry], Carry], carry: Carry) ->
         # constant in the body of a nested loop breaks AOTInductor's build (torch 2.13).
         # On a GPU the carry's device: Inductor's CUDA lowering of a loop whose counter is on the
         # host and its carry on the device fails (torch 2.11).
-        on_gpu = any(c.device.type == "cuda" for c in carry)
-        count = torch.full((), count, dtype=torch.int64, device=carry[0].device if on_gpu else "cpu")
+        device = next((c.device for c in carry if c.device.type == "cuda"), torch.device("cpu"))
+        count = torch.full((), count, dtype=torch.int64, device=device)
     from torch._higher_order_ops.while_loop import while_loop  # noqa: PLC0415 - prototype API
 
     def step(i: Tensor, *inputs: Tensor) -> Carry:

@@ -74,7 +74,9 @@ class Oracles:
             self._rows = 1
 
     def _own(self, name: str) -> Callable | None:
-        """The problem's hand-derived oracle `name`, unless autograd is forced."""
+        """The problem's hand-derived oracle `name`, unless autograd is forced. Callers test it
+        with `is None`: dynamo (torch 2.11) takes a bound method's truthiness inside a
+        `while_loop` body for data-dependent control flow and breaks the graph."""
         return None if self._autograd else getattr(self.problem, name, None)
 
     def reset_counts(self) -> None:
@@ -233,7 +235,7 @@ class Oracles:
         own = self._own("hvp_cross_inner")
         if own is not None:
             return own(x, y, v, batch)
-        if self._own("hvp_inner") and self._own("cross_inner"):
+        if self._own("hvp_inner") is not None and self._own("cross_inner") is not None:
             return self.problem.hvp_inner(x, y, v, batch), self.problem.cross_inner(x, y, v, batch)
         _, pullback = vjp(lambda x_, y_: self._grad_g_y(x_, y_, batch), x, y)
         cross, hvp = pullback(v)

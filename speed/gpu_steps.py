@@ -23,7 +23,6 @@ docs/fast-vs-jax.md, "GPU column".
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from benchopt_bilevel.oracles import Oracles
 from benchopt_bilevel.registry import get_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_bench_fast import REFERENCE_US, eager_steps  # noqa: E402
+from test_bench_fast import REFERENCE_US, eager_steps, per_step_us  # noqa: E402
 
 CHUNK, FULL_BATCH_CHUNK, CHECK_STEPS = 128, 4, 4
 JAX_METHODS = ("soba", "saba", "amigo", "esj")
@@ -47,17 +46,13 @@ HEADER = ("| solver | eager µs/step | CUDA graphs µs/step | graphs compile s |
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
-def per_step_us(run, state, steps: int, seconds: float) -> tuple[float, float, dict]:
-    """Best and median µs per step of synchronized calls `run(state, steps)`, after a warm-up call."""
-    state = run(state, steps)
-    torch.cuda.synchronize()
-    times, deadline = [], time.perf_counter() + seconds
-    while len(times) < 3 or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        state = run(state, steps)
+def synchronized(run):
+    """`run(state, n)` ended by `torch.cuda.synchronize()`: what a timed call must include."""
+    def call(state, n):
+        state = run(state, n)
         torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) / steps * 1e6)
-    return min(times), statistics.median(times), state
+        return state
+    return call
 
 
 def jax_figures(seconds: float) -> dict[str, float]:
@@ -88,7 +83,7 @@ def solver_row(name: str, problem, seconds: float, unroll: int, device: torch.de
     steps = max(unroll, CHUNK // iterations // unroll * unroll) if solver.stochastic else FULL_BATCH_CHUNK
     torch.cuda.reset_peak_memory_stats()
     eager = eager_steps(solver, oracles)
-    row = {"eager": per_step_us(eager, dict(start), steps, seconds)[0] / iterations}
+    row = {"eager": per_step_us(synchronized(eager), dict(start), steps, seconds)[0] / iterations}
     try:
         graphs = make_chunk(solver, oracles, True, device, unroll=unroll)
         began = time.perf_counter()
@@ -99,7 +94,7 @@ def solver_row(name: str, problem, seconds: float, unroll: int, device: torch.de
             expected = eager(dict(start), CHECK_STEPS)
             row["diff"] = max(float((checked[k].double() - expected[k].double()).abs().max())
                               for k in expected if expected[k].is_floating_point())
-            row["graphs"] = per_step_us(graphs, dict(start), steps, seconds)[0] / iterations
+            row["graphs"] = per_step_us(synchronized(graphs), dict(start), steps, seconds)[0] / iterations
     except Exception as error:  # noqa: BLE001 - reported in the table
         print(f"{name}: {type(error).__name__}: {str(error)[:1500]}", flush=True)
         row["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120] if str(error).strip() else ''}"
