@@ -62,7 +62,11 @@ def test_evaluations_are_log_spaced_in_steps():
 def test_max_time_is_respected():
     rows, outcome = _run_with(max_time=0.3, n_evals=5)
     assert outcome["stop_reason"] == "max_time"
-    assert 0.3 <= rows[-1]["time"] < 0.6
+    # The run stops at its first evaluation at or past max_time, never later: the rule itself,
+    # whatever the load. How far past depends on the last chunk's wall time, which a loaded
+    # machine stretches (0.71 s once with 4 test workers on 2 cores): a loose bound only.
+    assert rows[-2]["time"] < 0.3 <= rows[-1]["time"]
+    assert rows[-1]["time"] < 2.0
 
 
 def test_stop_at_target():
