@@ -259,8 +259,10 @@ def profile(problem_spec, solver_specs, steps, device, dtype) -> None:
               help="empty Inductor's working cache too (while no build runs; the next build redoes its headers).")
 def cache(clear: bool, clear_inductor: bool) -> None:
     """The build cache of the fast path: its path, size and entry count (one entry per solver
-    structure × problem × dtype; set the place with $BENCHOPT_BILEVEL_CACHE), and the size of
-    Inductor's working cache ($TORCHINDUCTOR_CACHE_DIR), which builds fill as well."""
+    structure × problem × dtype; set the place with $BENCHOPT_BILEVEL_CACHE), the size of
+    Inductor's working cache ($TORCHINDUCTOR_CACHE_DIR), which builds fill as well, and whether
+    the native kernels built (native.py)."""
+    from . import native, row_kernels  # noqa: PLC0415
     from .build_cache import cache_stats, clear_cache, clear_inductor_cache, inductor_cache_stats  # noqa: PLC0415
 
     if clear:
@@ -275,6 +277,8 @@ def cache(clear: bool, clear_inductor: bool) -> None:
     console.print(f"Inductor's working cache: {inductor['path']}\n{inductor['bytes'] / 2**20:.1f} MiB, of which "
                   f"{inductor['headers']} precompiled header(s) {inductor['header_bytes'] / 2**20:.1f} MiB "
                   "(--clear-inductor empties it)", highlight=False, soft_wrap=True)
+    console.print(f"native kernel {row_kernels.KERNEL}: {native.status(row_kernels.KERNEL)}", highlight=False,
+                  soft_wrap=True)
 
 
 # Commands defined next to the engine parts they drive: (module, command names).

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from benchopt_bilevel.problem import HyperparameterBox
 
 from ._logistic import (PenaltySelection, Rows, blocks, check_split_params, load_split, majority_accuracy,
-                        margins, prepare_features, row_mean, select_rows, transposed_rows)
+                        margins, prepare_features, row_mean, select_rows, sigmoid_row_mean,
+                        transposed_rows)
 
 Tensor = torch.Tensor
 NEWTON_TOLERANCE = 1e-13  # on ‖∇_y g‖ (float64): h exact enough for finite differences
@@ -130,15 +131,13 @@ class LogReg(PenaltySelection):
 
     # -- hand-derived oracles ---------------------------------------------------------------------
     def grad_inner_y(self, x: Tensor, y: Tensor, batch: Tensor | None) -> Tensor:
-        r = self._train(batch)
-        return -row_mean(r, torch.sigmoid(-margins(r, y))) + torch.exp(x) * y
+        return -sigmoid_row_mean(self._train(batch), y) + torch.exp(x) * y
 
     def grad_inner(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
         return 0.5 * torch.exp(x) * y * y, self.grad_inner_y(x, y, batch)
 
     def grad_outer(self, x: Tensor, y: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
-        r = select_rows(self.val, self.val_t, batch, self.block)
-        return torch.zeros_like(x), -row_mean(r, torch.sigmoid(-margins(r, y)))
+        return torch.zeros_like(x), -sigmoid_row_mean(select_rows(self.val, self.val_t, batch, self.block), y)
 
     def hvp_inner(self, x: Tensor, y: Tensor, v: Tensor, batch: Tensor | None) -> Tensor:
         r = self._train(batch)

@@ -12,6 +12,8 @@ by default, as the benchmark), this prints µs:
   sgemm (1024^3, MKL, the rate these skinny products could at best reach) plus the sigmoid of
   the margins as eager computes it, for the 10 steps;
 - eager: each part alone (MKL sgemm; Sleef's expf for the sigmoid) and exp alone;
+- one pass: the op ESJ's step calls (`row_kernels.sigmoid_row_mean`: all three parts in one pass
+  over blocks of rows, the native kernel when it builds), one inner step and the 10;
 - compiled: `torch.compile` of the 10 steps as ESJ computes them, and with Inductor's C++ GEMM
   template (`max_autotune`, backends CPP and ATEN, `cpp.threads` = `--threads`):
   - the row mean written as a bmm, on the rows as they are and zero-padded to 24 columns;
@@ -31,6 +33,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from benchopt_bilevel import native, row_kernels
+
 N_ROWS, N_FEATURES, N_POINTS, N_STEPS = 40_000, 22, 11, 10
 STEP, REGULARIZATION = 0.1, 0.01
 
@@ -48,12 +52,16 @@ def best_us(function, *args, repeats: int = 50, rounds: int = 5) -> float:
     return best * 1e6
 
 
-def inner_steps(margins: Callable, row_mean: Callable) -> Callable:
-    """N_STEPS gradient steps of the points `ys` with the given products, on layouts `data`."""
+def inner_steps(margins: Callable | None, row_mean: Callable | None, one_pass: bool = False) -> Callable:
+    """N_STEPS gradient steps of the points `ys` with the given products, on layouts `data`, or
+    with the one-pass op (`one_pass`)."""
     def run(ys, data):
         for _ in range(N_STEPS):
-            weights = torch.sigmoid(-margins(ys, data))
-            ys = ys - STEP * (-row_mean(weights, data) / N_ROWS + REGULARIZATION * ys)
+            if one_pass:
+                mean = row_kernels.sigmoid_row_mean(data["rows"], data["rows_t"], ys)
+            else:
+                mean = row_mean(torch.sigmoid(-margins(ys, data)), data) / N_ROWS
+            ys = ys - STEP * (-mean + REGULARIZATION * ys)
         return ys
     return run
 
@@ -123,6 +131,11 @@ def main() -> None:
           f"row mean {best_us(mm_row_mean, weights, data):.0f}; on the rows padded to 24 columns "
           f"{best_us(torch.matmul, weights, data['rows_24']):.0f}")
     print(f"eager, {N_STEPS} inner steps: {best_us(inner_steps(mm_margins, mm_row_mean), ys, data, repeats=10):.0f} µs")
+    one_pass = inner_steps(None, None, one_pass=True)
+    diff = (one_pass(ys, data).double() - exact).abs().max().item()
+    print(f"one pass ({native.status(row_kernels.KERNEL)}): one inner step "
+          f"{best_us(row_kernels.sigmoid_row_mean, data['rows'], data['rows_t'], ys):.0f} µs, {N_STEPS} inner steps "
+          f"{best_us(one_pass, ys, data, repeats=10):.0f} µs (max abs diff to float64 {diff:.1e})")
     import torch._inductor.config as inductor_config  # noqa: PLC0415
 
     with inductor_config.patch({"cpp.threads": threads}):

@@ -15,11 +15,12 @@ Not part of the test suite (minutes of builds; timings on shared machines are no
   warm figure is a second `get_or_build` of the same identity (a hit: key, code hash, load). Then
   timed in calls of CHUNK steps; eager steps are timed on the same state. A solver that does
   not export today is reported as such, not as an error;
-- test_full_batch_floor: ESJ's arithmetic alone, eager ops on the problem's own layouts: its T
-  inner steps for Q + 1 points, each the two products over all training rows and the sigmoid
-  between them (`floor_parts`), what no graph-level change removes; and a bound below any
-  kernel: the two products' flops at the rate of a large square sgemm (1024³, which products this
-  skinny do not reach) plus the sigmoid as timed;
+- test_full_batch_floor: ESJ's arithmetic alone on the problem's own layouts: its T inner steps
+  for Q + 1 points, each the two products over all training rows and the sigmoid between them, in
+  library kernels (`floor_parts`: what the step took before the one-pass kernel) and in the
+  one-pass kernel the step calls (`row_kernels.sigmoid_row_mean`, native when it builds); and a
+  bound: the two products' flops at the rate of a large square sgemm (1024³) plus the sigmoid as
+  timed;
 - test_table: the table (printed, and written to BENCH_FAST_TABLE if set): µs per step fast and
   eager, the reference's JAX figure scaled to this CPU (reference × JAX SOBA here with hash draws /
   JAX SOBA there), for SOBA, SABA, AmIGO and ESJ also the JAX figure measured here, fast / scaled JAX, and the
@@ -44,7 +45,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchopt_bilevel import allocator, build_cache, fast, rng
+from benchopt_bilevel import allocator, build_cache, fast, native, rng, row_kernels
 from benchopt_bilevel.facts import ProblemFacts
 from benchopt_bilevel.fixtures import build_problem
 from benchopt_bilevel.oracles import Oracles
@@ -202,20 +203,25 @@ def test_fast_path(benchmark, problem, name):
 
 
 def floor_parts(problem, n_points: int) -> dict[str, tuple]:
-    """One full-batch inner gradient for `n_points` rows of y, as the fast ESJ step computes it
-    (problems/_logistic.py: margins on the transposed copy, the row mean on the rows): each part
-    a (function, arguments) pair to time."""
+    """One full-batch inner gradient for `n_points` rows of y in library kernels (margins on the
+    transposed copy, the row mean on the rows: `row_kernels.composite`), each part a (function,
+    arguments) pair to time, and "one_pass", the op the fast ESJ step calls."""
     rows_t = problem.train_t  # (d, n)
     rows = problem.train.reshape(-1, rows_t.shape[0])  # (n, d)
     ys = torch.randn(n_points, rows_t.shape[0]) * 0.1
     margins = ys @ rows_t
     weights = torch.sigmoid(-margins)
     return {"margins": (torch.matmul, (ys, rows_t)), "sigmoid": (torch.sigmoid, (margins,)),
-            "row_mean": (torch.matmul, (weights, rows))}
+            "row_mean": (torch.matmul, (weights, rows)),
+            "one_pass": (row_kernels.sigmoid_row_mean, (rows, rows_t, ys))}
+
+
+LIBRARY_PARTS = ("margins", "sigmoid", "row_mean")
 
 
 def test_full_batch_floor(benchmark, problem):
-    """ESJ's floor: n_inner_steps x (the two products and the sigmoid) for n_directions + 1 points."""
+    """ESJ's arithmetic: n_inner_steps x (the two products and the sigmoid) for n_directions + 1
+    points, in library kernels and in the one-pass op, and its bound."""
     params = get_solver("esj").Params()
     parts = floor_parts(problem, params.n_directions + 1)
 
@@ -224,7 +230,8 @@ def test_full_batch_floor(benchmark, problem):
             best, _, _ = per_step_us(lambda state, n: [function(*arguments) for _ in range(n)][-1], None,
                                      16, STEP_SECONDS / 2)
             _floor[part] = best
-        _floor["esj_step"] = params.n_inner_steps * sum(_floor[part] for part in parts)
+        _floor["esj_step"] = params.n_inner_steps * sum(_floor[part] for part in LIBRARY_PARTS)
+        _floor["esj_one_pass"] = params.n_inner_steps * _floor["one_pass"]
         square = torch.randn(1024, 1024)
         best, _, _ = per_step_us(lambda state, n: [square @ square for _ in range(n)][-1], None, 4, STEP_SECONDS / 2)
         _floor["sgemm_gflops"] = 2 * 1024**3 / best / 1e3
@@ -289,10 +296,15 @@ def table() -> str:
         notes.append(f"ESJ's own scale (full batch, JAX here / reference): "
                      f"{_jax[SCALE_SAMPLER, 'esj']['us'] / REFERENCE_US['esj']:.2f}.")
     if _floor and "esj" in _fast and "fast_us" in _fast["esj"]:
-        notes.append(f"ESJ's floor (one thread, eager ops, test_full_batch_floor): {_floor['esj_step']:,.0f} µs/step "
-                     f"= {_floor['esj_step'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference; per inner "
-                     f"step margins {_floor['margins']:.0f}, sigmoid {_floor['sigmoid']:.0f}, row mean "
-                     f"{_floor['row_mean']:.0f} µs; the fast step is {_fast['esj']['fast_us'] / _floor['esj_step']:.2f}x it.")
+        notes.append(f"ESJ's arithmetic in library kernels (one thread, test_full_batch_floor): {_floor['esj_step']:,.0f} "
+                     f"µs/step = {_floor['esj_step'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference; per "
+                     f"inner step margins {_floor['margins']:.0f}, sigmoid {_floor['sigmoid']:.0f}, row mean "
+                     f"{_floor['row_mean']:.0f} µs.")
+        notes.append(f"ESJ's arithmetic in the one-pass op (row_kernels.sigmoid_row_mean, native kernel "
+                     f"{native.status(row_kernels.KERNEL).split(' (')[0]}): {_floor['one_pass']:.0f} µs per inner step, "
+                     f"{_floor['esj_one_pass']:,.0f} µs/step = "
+                     f"{_floor['esj_one_pass'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference; "
+                     f"the fast step is {_fast['esj']['fast_us'] / _floor['esj_one_pass']:.2f}x it.")
         notes.append(f"ESJ's bound (the products at a 1024³ sgemm's {_floor['sgemm_gflops']:.0f} GFLOP/s, plus the "
                      f"sigmoid): {_floor['esj_bound']:,.0f} µs/step = "
                      f"{_floor['esj_bound'] / (REFERENCE_US['esj'] * scale):.2f}x the scaled reference.")

@@ -46,10 +46,12 @@ def test_wheel_install_lists_plugins(tmp_path):
     # Run from elsewhere so the checkout is not on the path; the wheel's copy must be the one used.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     listed = subprocess.run([str(python), "-c", "import benchopt_bilevel, sys; from benchopt_bilevel.cli import main; "
-                             "from benchopt_bilevel.registry import solvers, problems; "
-                             "print(benchopt_bilevel.__file__); print(sorted(solvers())); print(sorted(problems()))"],
+                             "from benchopt_bilevel.registry import solvers, problems; from benchopt_bilevel import native; "
+                             "print(benchopt_bilevel.__file__); print(sorted(solvers())); print(sorted(problems())); "
+                             "print((native.SOURCE_DIR / 'sigmoid_row_mean.cpp').is_file())"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    location, solver_names, problem_names = listed.stdout.strip().splitlines()
+    location, solver_names, problem_names, kernel_source = listed.stdout.strip().splitlines()
     assert str(ROOT) not in location, location
+    assert kernel_source == "True", "the wheel lacks benchopt_bilevel/csrc/*.cpp (package-data)"
     assert "soba" in solver_names and "quadratic" in problem_names
