@@ -83,8 +83,12 @@ def build(name: str) -> Path:
     return target
 
 
+_tried: set[str] = set()  # the kernels `_load` was asked for in this process
+
+
 @functools.lru_cache(maxsize=None)
 def _load(name: str) -> tuple[ctypes.CDLL | None, str]:
+    _tried.add(name)
     if not enabled():
         return None, f"off ({NATIVE_ENV}=0)"
     try:
@@ -98,6 +102,17 @@ def library(name: str) -> ctypes.CDLL | None:
     """Kernel `name` loaded (built on first use in this process), or None: off, or it failed to
     build (`status` says why; the op runs its torch composite)."""
     return _load(name)[0]
+
+
+def loaded() -> str:
+    """The kernels loaded in this process, comma-separated ("" for none): rows record it
+    (`provenance`), since a full-batch logistic step's time depends on it."""
+    return ",".join(sorted(name for name, (library_, _) in _loaded_items() if library_ is not None))
+
+
+def _loaded_items() -> list[tuple[str, tuple[ctypes.CDLL | None, str]]]:
+    # lru_cache keeps no public view of its entries: ask each kernel the process has tried.
+    return [(name, _load(name)) for name in sorted(_tried)]
 
 
 def status(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import __version__, allocator
+from . import __version__, allocator, native
 from .cells import Cell, RunConfig, resolve_device, validate
 from .params import params_to_dict
 
@@ -143,6 +143,7 @@ def provenance(device: torch.device) -> dict[str, object]:
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "allocator": allocator.active(),  # timings and resident memory depend on it
+        "native_kernels": native.loaded(),  # so do full-batch logistic steps (row_kernels.py)
         "hostname": socket.gethostname(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -53,7 +53,8 @@ BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
 IDENTITY = ("run_id", "device_name")
 PROVENANCE_COLUMNS = ("package_version", "git_revision", "torch_version", "python_version", "device",
-                      "device_name", "hostname", "threads", "allocator", "dtype", "schema_version")
+                      "device_name", "hostname", "threads", "allocator", "native_kernels", "dtype",
+                      "schema_version")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -14,7 +14,8 @@ Schema (version SCHEMA_VERSION): one row per (run, evaluation point).
   hypergradient_cosine (where the problem knows the exact ∇h)
 - outcome: status (ok / diverged / error / timeout / skipped), stop_reason, message, final
 - provenance: schema_version, package_version, git_revision, torch_version, python_version,
-  device_name, threads, allocator (tcmalloc, jemalloc or system: `allocator.py`), hostname,
+  device_name, threads, allocator (tcmalloc, jemalloc or system: `allocator.py`),
+  native_kernels (the native kernels loaded in the run's process, `native.py`; "" for none), hostname,
   timestamp
 - benchopt-style columns for pandas users: objective_name, dataset_name, solver_name, idx_rep,
   stop_val (= step), objective_value, p_solver_*, p_dataset_*. benchopt's own tools need the

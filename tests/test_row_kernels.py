@@ -115,6 +115,15 @@ def test_a_missing_compiler_is_reported_not_raised(monkeypatch, tmp_path):
 
 
 @needs_native
+def test_rows_record_the_native_kernels_a_logreg_run_loaded():
+    from benchopt_bilevel.provenance import provenance
+
+    problem = build_problem("logreg", torch.float64, n_train_max=640, batch_size=32)
+    Oracles(problem).grad_inner_y(problem.x0(), problem.y0(), None)  # the full batch: the op
+    assert row_kernels.KERNEL in provenance(torch.device("cpu"))["native_kernels"].split(",")
+
+
+@needs_native
 def test_a_build_is_cached_per_source_and_host(monkeypatch, tmp_path):
     monkeypatch.setenv("BENCHOPT_BILEVEL_CACHE", str(tmp_path))
     path = native.build(row_kernels.KERNEL)
