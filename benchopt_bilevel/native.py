@@ -93,7 +93,7 @@ def _load(name: str) -> tuple[ctypes.CDLL | None, str]:
         return None, f"off ({NATIVE_ENV}=0)"
     try:
         path = build(name)
-        return ctypes.CDLL(str(path)), f"built ({path})"
+        return ctypes.CDLL(str(path)), f"in use ({path})"
     except (OSError, RuntimeError) as error:
         return None, f"not available: {error}"
 

@@ -16,6 +16,8 @@ their sign (r_i = b_i a_i):
     ∇_y g = −1/B Σ σ(−z_i) r_i + e^x ⊙ y,        ∇_x g = ½ e^x ⊙ y²,
     ∇²_yy g v = 1/B Σ σ(z_i)σ(−z_i)(r_iᵀv) r_i + e^x ⊙ v,
     ∇²_xy g v = e^x ⊙ y ⊙ v = ∇²_yx g v (the penalty is separable),   ∇_x f = 0.
+On the full batch on a CPU the gradients' data term 1/n Σ σ(−z_i) r_i is one pass over the rows
+(`_logistic.sigmoid_row_mean`, benchopt_bilevel/row_kernels.py), for one y or ESJ's batched runs.
 
 Exact quantities (float64, never timed): y*(x) by full-batch damped Newton to ‖∇_y g‖ ≤ 1e-13,
 warm-started from the previous solve; h(x) = f(x, y*(x)); ∇h(x) = −e^x ⊙ y* ⊙ v* with

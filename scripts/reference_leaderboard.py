@@ -8,8 +8,9 @@ where" table into the README.
 
 The protocol is reference-leaderboard.yml. Each problem is one `benchopt-bilevel tune` into
 OUTPUT/<problem>/ (progress on the terminal; run the same command again to resume: runs already
-complete there are reused; OUTPUT is results/reference-<variant>-<hash of the protocol>, so a
-changed protocol starts in a new folder), then one `benchopt-bilevel publish` of those folders. A mistake in
+complete there are reused; OUTPUT is results/reference-<variant>-<hash of the protocol>-<hash of
+the code>, so a changed protocol or a changed solver, problem or engine starts in a new folder: a
+folder keeps the runs of every code it saw, and `publish` would rank them all), then one `benchopt-bilevel publish` of those folders. A mistake in
 the config ends with one line before anything runs. Paths are relative to the current
 directory: run it from the repository root, as `make leaderboard` does.
 """
@@ -132,12 +133,29 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
+CODE_DIRS = ("benchopt_bilevel", "problems", "solvers", "datasets")
+
+
+def code_hash(root: Path = REPO) -> str:
+    """8 hex digits of the code a run executes (the package's, plugins' and native kernels'
+    sources): the runs' own code hash (`provenance.code_hash`) only keeps a stale run from being
+    reused, not from being published next to fresh ones."""
+    digest = hashlib.sha256()
+    for directory in CODE_DIRS:
+        for path in sorted((root / directory).rglob("*")):
+            if path.suffix in (".py", ".cpp") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick protocol (a 2-core CPU)")
     parser.add_argument("--config", type=Path, default=CONFIG, help="the protocol file")
     parser.add_argument("--output", type=Path, default=None,
-                        help="results folder [default: results/reference-VARIANT-HASH, HASH of the protocol]")
+                        help="results folder [default: results/reference-VARIANT-PROTOCOL-CODE, hashes of the "
+                             "protocol and of the code]")
     parser.add_argument("--site", type=Path, default=Path("site"), help="site folder [default: site]")
     parser.add_argument("--bundle", type=Path, default=Path("docs/leaderboard"),
                         help="bundle folder [default: docs/leaderboard]")
@@ -155,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    output = args.output or Path("results") / f"reference-{variant}-{protocol_hash(protocol)}"
+    output = args.output or Path("results") / f"reference-{variant}-{protocol_hash(protocol)}-{code_hash()}"
     output_dirs = [output / slug(str(problem)) for problem in protocol["problems"]]
     tunes = [tune_command(protocol, str(p), d, variant) for p, d in zip(protocol["problems"], output_dirs)]
     publish = publish_command(output_dirs, args.site, args.bundle, variant, args.git_branch)

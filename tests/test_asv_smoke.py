@@ -57,8 +57,9 @@ def test_asv_quick_run_records_every_benchmark_kind(tmp_path):
     assert len(files) == 1, files
     results = json.loads(files[0].read_text())["results"]
     kinds = {"benchmarks.Step.time_step", "benchmarks.ToTarget.track_time_to_target",
-             "benchmarks.ToTarget.track_oracle_calls_per_step", "benchmarks.Memory.peakmem_run"}
+             "benchmarks.ToTarget.track_oracle_calls_per_step", "benchmarks.Memory.peakmem_run",
+             "benchmarks.RowPass.time_inner_step"}
     assert kinds <= set(results), sorted(results)
     for kind in kinds:
-        values = results[kind][0]  # one value per solver
+        values = results[kind][0]  # one value per solver (RowPass: per kernel, also 2)
         assert len(values) == 2 and all(v is not None and v > 0 for v in values), (kind, values)

@@ -40,6 +40,16 @@ def test_shipped_protocol_is_valid_and_gives_every_solver_the_same_budget(varian
     assert len(parse_seeds(str(protocol["fresh_seeds"]))) >= 3
 
 
+def test_a_code_change_starts_a_new_results_folder(tmp_path):
+    """Runs of older code stay in their folder: `publish` of a folder ranks every run in it."""
+    for directory in reference_leaderboard.CODE_DIRS:
+        shutil.copytree(REPO / directory, tmp_path / directory, ignore=shutil.ignore_patterns("__pycache__"))
+    before = reference_leaderboard.code_hash(tmp_path)
+    assert before == reference_leaderboard.code_hash(REPO)
+    (tmp_path / "benchopt_bilevel" / "csrc" / "sigmoid_row_mean.cpp").write_text("// changed\n")
+    assert reference_leaderboard.code_hash(tmp_path) != before
+
+
 def _protocol_with(tmp_path: Path, mistake: dict) -> Path:
     config = yaml.safe_load(reference_leaderboard.CONFIG.read_text())
     config["quick"].update(mistake)

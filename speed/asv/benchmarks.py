@@ -199,3 +199,28 @@ class FastStep:
         return best / self.CHUNK * 1e6
 
     track_us_per_step.unit = "µs"
+
+
+class RowPass:
+    """ESJ's inner step on ijcnn1's shapes (40,000 rows, 22 features, 11 points, float32, one
+    thread): the full-batch logistic gradient's data term as the one-pass op computes it
+    (`row_kernels.sigmoid_row_mean`, the native kernel where it builds) and in the three library
+    kernels it replaced (`row_kernels.composite`). speed/full_batch_products.py prints both with
+    the bound at the sgemm's rate."""
+
+    params = ["one_pass", "library_kernels"]
+    param_names = ["kernel"]
+
+    def setup(self, kernel):
+        from benchopt_bilevel import row_kernels  # noqa: PLC0415
+
+        torch.set_num_threads(1)
+        generator = torch.Generator().manual_seed(0)
+        self.rows = torch.randn(40_000, 22, generator=generator)
+        self.rows_t = self.rows.T.contiguous()
+        self.ys = 0.1 * torch.randn(11, 22, generator=generator)
+        self.function = row_kernels.sigmoid_row_mean if kernel == "one_pass" else row_kernels.composite
+        self.function(self.rows, self.rows_t, self.ys)  # builds or loads the native kernel
+
+    def time_inner_step(self, kernel):
+        self.function(self.rows, self.rows_t, self.ys)
