@@ -16,7 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <initializer_list>
+#include <cstddef>
 #include <new>
 
 #if defined(__x86_64__)
@@ -29,14 +29,34 @@
 
 namespace {
 
-template <typename T> struct Vec;
-template <> struct Vec<float> {
-  typedef float type __attribute__((vector_size(64)));
-  typedef int32_t itype __attribute__((vector_size(64)));
+// Per type: the vector types, the rows per block, and the constants of the exponential
+// (`Kernel::sigmoid_neg`). The polynomial is e^r in Horner form, highest degree first.
+template <typename T> struct Traits;
+template <> struct Traits<float> {
+  typedef float V __attribute__((vector_size(64)));
+  typedef int32_t IV __attribute__((vector_size(64)));
+  static constexpr int ROWS = 256;  // 22 features: a block's rows 22 KB, its weights 11 KB (L1: 32 KB)
+  static constexpr float HIGH = 88.f, LOW = -87.f;  // e^z normal between them
+  static constexpr float MAGIC = 12582912.f;         // 1.5 * 2^23
+  static constexpr int32_t MAGIC_BITS = 0x4B400000, BIAS = 127, MANTISSA = 23;
+  static constexpr float LOG2E = 1.44269504088896341f, LN2_HIGH = 0.693359375f, LN2_LOW = -2.12194440e-4f;
+  // minimax coefficients of degree 7 on [-ln2/2, ln2/2]: relative error about 1e-7
+  static constexpr float POLY[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                                   1.6666665459e-1f, 5.0000001201e-1f, 1.f, 1.f};
 };
-template <> struct Vec<double> {
-  typedef double type __attribute__((vector_size(64)));
-  typedef int64_t itype __attribute__((vector_size(64)));
+template <> struct Traits<double> {
+  typedef double V __attribute__((vector_size(64)));
+  typedef int64_t IV __attribute__((vector_size(64)));
+  static constexpr int ROWS = 128;
+  static constexpr double HIGH = 708.0, LOW = -708.0;
+  static constexpr double MAGIC = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr int64_t MAGIC_BITS = 0x4338000000000000LL, BIAS = 1023, MANTISSA = 52;
+  static constexpr double LOG2E = 1.4426950408889634074, LN2_HIGH = 6.93147180369123816490e-01,
+                          LN2_LOW = 1.90821492927058770002e-10;
+  // Taylor to r^13 / 13!: the first omitted term is below 2e-17 on [-ln2/2, ln2/2]
+  static constexpr double POLY[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                                    1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
 };
 
 // Tiles of at most `most`, as even as possible (11 -> 4 4 3, 22 -> 6 6 5 5): no thin last tile,
@@ -46,17 +66,36 @@ inline int64_t tile(int64_t left, int64_t most) {
   return (left + count - 1) / count;
 }
 
-template <typename T, int ROWS>
+template <typename T>
 struct Kernel {
-  typedef typename Vec<T>::type V;
-  typedef typename Vec<T>::itype IV;
+  typedef typename Traits<T>::V V;
+  typedef typename Traits<T>::IV IV;
+  static constexpr int ROWS = Traits<T>::ROWS;
   static constexpr int L = 64 / sizeof(T);  // lanes
   static constexpr int NV = ROWS / L;       // vectors of rows per block
 
   static inline V load(const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; }
   static inline void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
 
-  static inline V sigmoid_neg(V z);  // 1 / (1 + e^z), lane-wise
+  // 1 / (1 + e^z), lane-wise. e^z = 2^k e^r, k = round(z / ln 2), r = z - k ln 2 in [-ln2/2, ln2/2]
+  // (ln 2 in two parts, so r is exact), e^r by the polynomial, 2^k written into the exponent bits.
+  // k is rounded by adding 1.5 * 2^(mantissa bits): the sum's low bits are k, so no conversion to
+  // integers is needed. z is clamped where e^z leaves the normal range (the weight there is 0 or 1
+  // to the type's precision); a NaN passes the clamps. Checked against torch's sigmoid in
+  // tests/test_row_kernels.py.
+  static inline V sigmoid_neg(V z) {
+    typedef Traits<T> C;
+    z = z > C::HIGH ? V{} + C::HIGH : z;
+    z = z < C::LOW ? V{} + C::LOW : z;
+    const V t = z * C::LOG2E + C::MAGIC;
+    const V k = t - C::MAGIC;
+    V r = z - k * C::LN2_HIGH;
+    r = r - k * C::LN2_LOW;
+    V p = V{} + C::POLY[0];
+    for (size_t i = 1; i < sizeof(C::POLY) / sizeof(T); ++i) p = p * r + C::POLY[i];
+    const IV exponent = ((IV)t - (C::MAGIC_BITS - C::BIAS)) << C::MANTISSA;  // (k + bias) << mantissa
+    return T(1) / (T(1) + p * (V)exponent);
+  }
 
   // m[q][:] = sigmoid(-z_q) over the block's rows, for the QT points from q0.
   template <int QT>
@@ -163,56 +202,13 @@ struct Kernel {
   }
 };
 
-constexpr int ROWS_F32 = 256;  // 22 features: a block's rows 22 KB, its weights 11 KB (L1 is 32 KB)
-constexpr int ROWS_F64 = 128;
-
-// e^z = 2^k e^r, k = round(z / ln 2), r = z - k ln 2 in [-ln2/2, ln2/2] (ln 2 in two parts, so r is
-// exact), e^r by a polynomial in Horner form, 2^k written into the exponent bits. k is rounded by
-// adding 1.5 * 2^mantissa bits: the sum's low bits are k, so no conversion to integers is needed.
-// z is clamped where e^z leaves the normal range (the weight there is 0 or 1 to the type's
-// precision); a NaN passes the clamps. Float: minimax coefficients of degree 7, relative error
-// about 1e-7 (the float64 kernel is checked against torch in tests/test_row_kernels.py).
-template <>
-inline Kernel<float, ROWS_F32>::V Kernel<float, ROWS_F32>::sigmoid_neg(V z) {
-  z = z > 88.f ? V{} + 88.f : z;
-  z = z < -87.f ? V{} - 87.f : z;
-  const V magic = V{} + 12582912.f;  // 1.5 * 2^23, bits 0x4B400000
-  const V t = z * 1.44269504088896341f + magic;
-  const V k = t - magic;
-  V r = z - k * 0.693359375f;
-  r = r - k * -2.12194440e-4f;
-  V p = V{} + 1.9875691500e-4f;
-  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f, 1.f, 1.f})
-    p = p * r + c;
-  const IV exponent = ((IV)t - (0x4B400000 - 127)) << 23;  // (k + 127) << 23
-  return 1.f / (1.f + p * (V)exponent);
-}
-
-// Double: Taylor to r^13 / 13!, the first omitted term below 2e-17 on [-ln2/2, ln2/2].
-template <>
-inline Kernel<double, ROWS_F64>::V Kernel<double, ROWS_F64>::sigmoid_neg(V z) {
-  z = z > 708.0 ? V{} + 708.0 : z;
-  z = z < -708.0 ? V{} - 708.0 : z;
-  const V magic = V{} + 6755399441055744.0;  // 1.5 * 2^52, bits 0x4338000000000000
-  const V t = z * 1.4426950408889634074 + magic;
-  const V k = t - magic;
-  V r = z - k * 6.93147180369123816490e-01;
-  r = r - k * 1.90821492927058770002e-10;
-  V p = V{} + 1.0 / 6227020800.0;
-  for (double c : {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
-                   1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0})
-    p = p * r + c;
-  const IV exponent = ((IV)t - (0x4338000000000000LL - 1023)) << 52;  // (k + 1023) << 52
-  return 1.0 / (1.0 + p * (V)exponent);
-}
-
 }  // namespace
 
 extern "C" {
 void sigmoid_row_mean_float(const float* a, const float* ys, float* out, int64_t Q, int64_t D, int64_t n) {
-  Kernel<float, ROWS_F32>::run(a, ys, out, Q, D, n);
+  Kernel<float>::run(a, ys, out, Q, D, n);
 }
 void sigmoid_row_mean_double(const double* a, const double* ys, double* out, int64_t Q, int64_t D, int64_t n) {
-  Kernel<double, ROWS_F64>::run(a, ys, out, Q, D, n);
+  Kernel<double>::run(a, ys, out, Q, D, n);
 }
 }
