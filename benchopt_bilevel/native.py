@@ -31,6 +31,7 @@ from .build_cache import cache_dir, host_cpu
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 NATIVE_ENV = "BENCHOPT_BILEVEL_NATIVE"
+COMPILE_TIMEOUT = 120  # seconds; about 1.5 s is usual
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-std=c++17", "-shared", "-fPIC")
 
 
@@ -45,7 +46,7 @@ def enabled() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _compiler_version(path: str) -> str:
-    run = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    run = subprocess.run([path, "--version"], capture_output=True, text=True, check=False, timeout=COMPILE_TIMEOUT)
     return run.stdout.splitlines()[0] if run.stdout else path
 
 
@@ -71,8 +72,11 @@ def build(name: str) -> Path:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{name}-", suffix=".so")
     os.close(handle)
     try:
-        run = subprocess.run([cxx, *FLAGS, str(SOURCE_DIR / f"{name}.cpp"), "-o", temporary],
-                             capture_output=True, text=True, check=False)
+        try:
+            run = subprocess.run([cxx, *FLAGS, str(SOURCE_DIR / f"{name}.cpp"), "-o", temporary],
+                                 capture_output=True, text=True, check=False, timeout=COMPILE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{Path(cxx).name} took over {COMPILE_TIMEOUT} s on {name}.cpp") from None
         if run.returncode != 0:
             first = next((line for line in run.stderr.splitlines() if "error" in line), run.stderr.strip()[:200])
             raise RuntimeError(f"{Path(cxx).name} failed on {name}.cpp: {first}")
@@ -94,7 +98,7 @@ def _load(name: str) -> tuple[ctypes.CDLL | None, str]:
     try:
         path = build(name)
         return ctypes.CDLL(str(path)), f"in use ({path})"
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
         return None, f"not available: {error}"
 
 

@@ -114,6 +114,22 @@ def test_a_missing_compiler_is_reported_not_raised(monkeypatch, tmp_path):
         native._load.cache_clear()
 
 
+def test_a_compiler_error_is_reported_in_one_line(monkeypatch, tmp_path):
+    fake = tmp_path / "fake-c++"
+    fake.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "fake 1.0"; exit 0; fi\n'
+                    'echo "sigmoid_row_mean.cpp:1:1: error: boom" >&2; exit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    monkeypatch.setenv("BENCHOPT_BILEVEL_CACHE", str(tmp_path / "cache"))
+    native._load.cache_clear()
+    try:
+        status = native.status(row_kernels.KERNEL)
+        assert status == "not available: fake-c++ failed on sigmoid_row_mean.cpp: sigmoid_row_mean.cpp:1:1: error: boom"
+        assert not list((tmp_path / "cache" / "native").iterdir())  # no half-written library
+    finally:
+        native._load.cache_clear()
+
+
 @needs_native
 def test_rows_record_the_native_kernels_a_logreg_run_loaded():
     from benchopt_bilevel.provenance import provenance
