@@ -87,12 +87,16 @@ def build(name: str) -> Path:
     return target
 
 
-_tried: set[str] = set()  # the kernels `_load` was asked for in this process
+_loads: dict[str, tuple[ctypes.CDLL | None, str]] = {}  # per kernel asked for: (library or None, status)
 
 
-@functools.lru_cache(maxsize=None)
 def _load(name: str) -> tuple[ctypes.CDLL | None, str]:
-    _tried.add(name)
+    if name not in _loads:
+        _loads[name] = _build_and_load(name)
+    return _loads[name]
+
+
+def _build_and_load(name: str) -> tuple[ctypes.CDLL | None, str]:
     if not enabled():
         return None, f"off ({NATIVE_ENV}=0)"
     try:
@@ -100,6 +104,12 @@ def _load(name: str) -> tuple[ctypes.CDLL | None, str]:
         return ctypes.CDLL(str(path)), f"in use ({path})"
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
         return None, f"not available: {error}"
+
+
+def reset() -> None:
+    """Forget what this process loaded: the next use looks again (after a change of
+    $CXX, $BENCHOPT_BILEVEL_NATIVE or the cache directory)."""
+    _loads.clear()
 
 
 def library(name: str) -> ctypes.CDLL | None:
@@ -111,12 +121,7 @@ def library(name: str) -> ctypes.CDLL | None:
 def loaded() -> str:
     """The kernels loaded in this process, comma-separated ("" for none): rows record it
     (`provenance`), since a full-batch logistic step's time depends on it."""
-    return ",".join(sorted(name for name, (library_, _) in _loaded_items() if library_ is not None))
-
-
-def _loaded_items() -> list[tuple[str, tuple[ctypes.CDLL | None, str]]]:
-    # lru_cache keeps no public view of its entries: ask each kernel the process has tried.
-    return [(name, _load(name)) for name in sorted(_tried)]
+    return ",".join(sorted(name for name, (library_, _) in _loads.items() if library_ is not None))
 
 
 def status(name: str) -> str:

@@ -92,26 +92,26 @@ def test_gradient_is_the_composite_gradient():
 
 def test_without_the_native_kernel_the_op_runs_the_composite(monkeypatch):
     monkeypatch.setenv(native.NATIVE_ENV, "0")
-    native._load.cache_clear()
+    native.reset()
     try:
         assert native.status(row_kernels.KERNEL).startswith("off")
         rows, rows_t, ys = _data(300, 5, 2, torch.float64)
         assert not row_kernels.uses_native(rows_t, ys)
         assert torch.equal(row_kernels.sigmoid_row_mean(rows, rows_t, ys), row_kernels.composite(rows, rows_t, ys))
     finally:
-        native._load.cache_clear()
+        native.reset()
 
 
 def test_a_missing_compiler_is_reported_not_raised(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("BENCHOPT_BILEVEL_CACHE", str(tmp_path / "cache"))
-    native._load.cache_clear()
+    native.reset()
     try:
         status = native.status(row_kernels.KERNEL)
         assert status.startswith("not available: no C++ compiler"), status
         assert native.library(row_kernels.KERNEL) is None
     finally:
-        native._load.cache_clear()
+        native.reset()
 
 
 def test_a_compiler_error_is_reported_in_one_line(monkeypatch, tmp_path):
@@ -121,13 +121,13 @@ def test_a_compiler_error_is_reported_in_one_line(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.setenv("CXX", str(fake))
     monkeypatch.setenv("BENCHOPT_BILEVEL_CACHE", str(tmp_path / "cache"))
-    native._load.cache_clear()
+    native.reset()
     try:
         status = native.status(row_kernels.KERNEL)
         assert status == "not available: fake-c++ failed on sigmoid_row_mean.cpp: sigmoid_row_mean.cpp:1:1: error: boom"
         assert not list((tmp_path / "cache" / "native").iterdir())  # no half-written library
     finally:
-        native._load.cache_clear()
+        native.reset()
 
 
 @needs_native
